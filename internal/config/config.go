@@ -1,0 +1,170 @@
+// Package config is Portcullis' configuration: one YAML file decoded
+// strictly (unknown keys are errors), documented defaults, and a Validate
+// step whose errors name the file, line and field. Flags from the command
+// line are applied on top by the caller before Validate.
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole configuration. The zero value plus Defaults is a valid
+// single-site shield once at least one origin is set.
+type Config struct {
+	// Listeners accept client traffic.
+	Listeners []Listener `yaml:"listeners" doc:"client-facing listeners (HTTP, HTTPS from files or ACME)" default:"[{address: \":8080\"}]"`
+	// Admin is the admin listener (health, metrics, API).
+	Admin Admin `yaml:"admin" doc:"admin listener: /healthz, /metrics, /api/v1"`
+	// DataDir holds the incident store and state.
+	DataDir string `yaml:"data_dir" doc:"directory for the incident store and state" default:"./portcullis-data"`
+	// ClientIP says how the real client address is found.
+	ClientIP ClientIP `yaml:"client_ip" doc:"client identity: trusted proxies, forwarding headers, aggregate prefixes"`
+	// Limits hardens the listeners.
+	Limits Limits `yaml:"limits" doc:"connection and request limits applied at the listener"`
+	// Rules apply to every site before the site's own rules.
+	Rules Rules `yaml:"rules" doc:"allow/deny lists and rate limits applied to every site"`
+	// Sites are the protected platforms, matched by Host.
+	Sites []Site `yaml:"sites" doc:"protected sites: host names mapped to origin pools"`
+	// Geo points at optional IP→country/ASN data.
+	Geo Geo `yaml:"geo" doc:"optional open geo data (mmdb country, DB-IP ASN CSV)"`
+	// Log configures structured logging.
+	Log Log `yaml:"log" doc:"structured JSON logging with sampling"`
+	// Detect tunes attack detection.
+	Detect Detect `yaml:"detect" doc:"attack detection tuning"`
+}
+
+// Listener is one client-facing socket.
+type Listener struct {
+	Address       string `yaml:"address" doc:"host:port to listen on" default:":8080"`
+	ProxyProtocol bool   `yaml:"proxy_protocol" doc:"accept PROXY protocol v1/v2 headers from trusted proxies" default:"false"`
+	TLS           *TLS   `yaml:"tls" doc:"serve HTTPS (certificate files or ACME)"`
+	H2C           *bool  `yaml:"h2c" doc:"accept unencrypted HTTP/2 with prior knowledge on a plain listener" default:"true"`
+}
+
+// TLS configures HTTPS on a listener: either CertFile+KeyFile, or ACME.
+type TLS struct {
+	CertFile string `yaml:"cert_file" doc:"PEM certificate chain"`
+	KeyFile  string `yaml:"key_file" doc:"PEM private key"`
+	ACME     *ACME  `yaml:"acme" doc:"obtain certificates with ACME (certmagic)"`
+}
+
+// ACME configures automatic certificates.
+type ACME struct {
+	Email   string   `yaml:"email" doc:"account e-mail"`
+	Domains []string `yaml:"domains" doc:"names to obtain certificates for"`
+	CA      string   `yaml:"ca" doc:"ACME directory URL" default:"Let's Encrypt production"`
+	Agreed  bool     `yaml:"agreed" doc:"agree to the CA's terms of service" default:"false"`
+}
+
+// Admin is the admin listener.
+type Admin struct {
+	Address   string `yaml:"address" doc:"host:port of the admin listener" default:"127.0.0.1:9090"`
+	Token     string `yaml:"token" doc:"bearer token for /metrics and /api (never logged); empty = unauthenticated, loopback only"`
+	TokenFile string `yaml:"token_file" doc:"file holding the bearer token (preferred over token)"`
+}
+
+// ClientIP configures client identity.
+type ClientIP struct {
+	TrustedProxies []Prefix `yaml:"trusted_proxies" doc:"peers whose forwarding headers and PROXY headers are believed" default:"[]"`
+	Headers        []string `yaml:"headers" doc:"forwarding headers honoured from trusted proxies, in order" default:"[X-Forwarded-For]"`
+	IPv4Prefix     int      `yaml:"ipv4_prefix" doc:"aggregate prefix length for IPv4 keys" default:"24"`
+	IPv6Prefix     int      `yaml:"ipv6_prefix" doc:"aggregate prefix length for IPv6 keys (48..128)" default:"64"`
+}
+
+// Limits hardens listeners and requests.
+type Limits struct {
+	ReadHeaderTimeout      Duration `yaml:"read_header_timeout" doc:"time to receive the request headers (slowloris)" default:"10s"`
+	BodyIdleTimeout        Duration `yaml:"body_idle_timeout" doc:"longest pause between request body reads (slow POST)" default:"10s"`
+	MinBodyRate            ByteSize `yaml:"min_body_rate" doc:"minimum average request body rate in bytes/s after body_grace (slow POST)" default:"1KiB"`
+	BodyGrace              Duration `yaml:"body_grace" doc:"time before min_body_rate is enforced" default:"5s"`
+	WriteIdleTimeout       Duration `yaml:"write_idle_timeout" doc:"longest a single response write may block (slow read); streams are not cut while data flows" default:"30s"`
+	IdleTimeout            Duration `yaml:"idle_timeout" doc:"keep-alive idle timeout" default:"1m0s"`
+	MaxHeaderBytes         ByteSize `yaml:"max_header_bytes" doc:"maximum request header size" default:"32KiB"`
+	MaxBodyBytes           ByteSize `yaml:"max_body_bytes" doc:"default maximum request body size (per route override)" default:"10MiB"`
+	MaxConns               int      `yaml:"max_conns" doc:"maximum open client connections per listener" default:"20000"`
+	MaxConnsPerClient      int      `yaml:"max_conns_per_client" doc:"maximum open connections per peer address (trusted proxies exempt)" default:"256"`
+	MaxInflightPerClient   int      `yaml:"max_inflight_per_client" doc:"maximum concurrent requests (incl. WebSockets) per resolved client address" default:"64"`
+	H2MaxConcurrentStreams int      `yaml:"h2_max_concurrent_streams" doc:"HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS" default:"100"`
+	H2ResetBudget          int      `yaml:"h2_reset_budget" doc:"client-cancelled HTTP/2 streams allowed per connection per 10s before the connection is closed (rapid reset)" default:"200"`
+}
+
+// Rules are static filters.
+type Rules struct {
+	Allow      []Prefix    `yaml:"allow" doc:"addresses/CIDRs that bypass all filters"`
+	Deny       []Prefix    `yaml:"deny" doc:"addresses/CIDRs refused with 403"`
+	DenyLists  []string    `yaml:"deny_lists" doc:"list files (FireHOL netset, Spamhaus DROP text or JSON), reloaded on change"`
+	RateLimits []RateLimit `yaml:"rate_limits" doc:"per-key request rate limits"`
+}
+
+// RateLimit is one per-key limit (GCRA).
+type RateLimit struct {
+	Name   string   `yaml:"name" doc:"rule id shown in responses and logs"`
+	Key    string   `yaml:"key" doc:"address | prefix" default:"address"`
+	Rate   RateSpec `yaml:"rate" doc:"COUNT/PERIOD, e.g. 100/10s"`
+	Burst  int      `yaml:"burst" doc:"extra requests allowed at once; 0 = default (at least the per-second equivalent)" default:"0"`
+	Paths  []string `yaml:"paths" doc:"path prefixes this limit applies to; empty = all"`
+	Shadow bool     `yaml:"shadow" doc:"decide and log, but do not enforce" default:"false"`
+}
+
+// Site is one protected platform.
+type Site struct {
+	Name                 string      `yaml:"name" doc:"site id (used in metrics, incidents and the API)"`
+	Hosts                []string    `yaml:"hosts" doc:"Host names served by this site; \"*\" matches any" default:"[\"*\"]"`
+	Origins              []string    `yaml:"origins" doc:"origin base URLs (http:// or https://), load-balanced"`
+	HealthCheck          HealthCheck `yaml:"health_check" doc:"active origin health checks"`
+	MaxOriginConcurrency int         `yaml:"max_origin_concurrency" doc:"maximum concurrent requests to each origin" default:"512"`
+	QueueTimeout         Duration    `yaml:"queue_timeout" doc:"how long a request may wait for an origin slot before 503" default:"100ms"`
+	OriginTimeout        Duration    `yaml:"origin_timeout" doc:"time to receive the origin's response headers" default:"30s"`
+	DialTimeout          Duration    `yaml:"dial_timeout" doc:"origin connect timeout" default:"3s"`
+	MaxIdleConns         int         `yaml:"max_idle_conns" doc:"keep-alive connections kept per origin" default:"512"`
+	Routes               []Route     `yaml:"routes" doc:"per-path overrides"`
+	Rules                Rules       `yaml:"rules" doc:"site rules, after the global ones"`
+	AuthRoutes           []string    `yaml:"auth_routes" doc:"login/sign-up paths watched for credential stuffing" default:"[/login]"`
+	ExpensiveRoutes      []string    `yaml:"expensive_routes" doc:"path prefixes that are costly for the origin" default:"[/search]"`
+}
+
+// Route overrides limits for a path prefix.
+type Route struct {
+	Path         string   `yaml:"path" doc:"path prefix"`
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes" doc:"maximum request body for this route"`
+}
+
+// HealthCheck configures active origin checks.
+type HealthCheck struct {
+	Path           string   `yaml:"path" doc:"path requested on each origin; empty disables active checks" default:"/healthz"`
+	Interval       Duration `yaml:"interval" doc:"time between checks" default:"5s"`
+	Timeout        Duration `yaml:"timeout" doc:"check timeout" default:"2s"`
+	UnhealthyAfter int      `yaml:"unhealthy_after" doc:"consecutive failures before an origin is ejected" default:"3"`
+	HealthyAfter   int      `yaml:"healthy_after" doc:"consecutive successes before it is readmitted" default:"2"`
+}
+
+// Geo configures optional attribution data.
+type Geo struct {
+	CountryMMDB string   `yaml:"country_mmdb" doc:"MaxMind-format country database (GeoLite2-Country or ip-location-db)"`
+	ASNMMDB     string   `yaml:"asn_mmdb" doc:"MaxMind-format ASN database (GeoLite2-ASN)"`
+	ASNCSV      []string `yaml:"asn_csv" doc:"DB-IP/ip-location-db ASN CSV files (plain or .gz)"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level           string `yaml:"level" doc:"debug | info | warn | error" default:"info"`
+	ShieldPerSecond int    `yaml:"shield_per_second" doc:"shield responses logged per second before sampling kicks in" default:"50"`
+	SampleEvery     int    `yaml:"sample_every" doc:"beyond the per-second budget, log one shield response in N" default:"1000"`
+	RetentionDays   int    `yaml:"retention_days" doc:"days incidents and logs are kept" default:"30"`
+}
+
+// Detect tunes detection.
+type Detect struct {
+	Tick Duration `yaml:"tick" doc:"accounting/detection tick" default:"250ms"`
+	// MinAttackRPS is the absolute floor below which no HTTP flood is declared.
+	MinAttackRPS float64 `yaml:"min_attack_rps" doc:"absolute floor below which no HTTP flood is declared" default:"50"`
+	// StaticRPS, when > 0, declares a flood above this rate regardless of baseline.
+	StaticRPS float64 `yaml:"static_rps" doc:"declare a flood above this request rate regardless of baseline (0 = off)" default:"0"`
+}
+
+// durationDefault is a helper for defaults.
+func durationDefault(d *Duration, v time.Duration) {
+	if *d == 0 {
+		*d = Duration(v)
+	}
+}

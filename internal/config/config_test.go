@@ -1,0 +1,188 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestGoodConfigs(t *testing.T) {
+	files, _ := filepath.Glob("testdata/good/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no good configs")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			cfg, err := Load(f)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if len(cfg.Sites) == 0 || len(cfg.Sites[0].Origins) == 0 {
+				t.Fatalf("no site decoded: %+v", cfg.Sites)
+			}
+		})
+	}
+}
+
+func TestFullConfigValues(t *testing.T) {
+	cfg, err := Load("testdata/good/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.ClientIP.TrustedProxies[0].P().String(); got != "127.0.0.10/32" {
+		t.Errorf("trusted proxy = %s", got)
+	}
+	if cfg.ClientIP.IPv6Prefix != 56 || cfg.ClientIP.IPv4Prefix != 24 {
+		t.Errorf("prefixes = %d/%d", cfg.ClientIP.IPv4Prefix, cfg.ClientIP.IPv6Prefix)
+	}
+	if cfg.Limits.MaxBodyBytes != 20<<20 || cfg.Sites[0].Routes[0].MaxBodyBytes != 1<<30 {
+		t.Errorf("sizes = %d %d", cfg.Limits.MaxBodyBytes, cfg.Sites[0].Routes[0].MaxBodyBytes)
+	}
+	if r := cfg.Rules.RateLimits[0].Rate; r.Count != 6000 || r.Period != time.Minute {
+		t.Errorf("rate = %+v", r)
+	}
+	if got := cfg.Rules.Deny[1].P().String(); got != "2001:db8:bad::/48" {
+		t.Errorf("deny[1] = %s", got)
+	}
+	if cfg.Limits.ReadHeaderTimeout.D() != 5*time.Second || cfg.Limits.IdleTimeout.D() != 60*time.Second {
+		t.Errorf("timeouts = %v %v", cfg.Limits.ReadHeaderTimeout, cfg.Limits.IdleTimeout)
+	}
+}
+
+// TestBadConfigs checks that every invalid file fails with an error that
+// names the file, the line:column and the field.
+func TestBadConfigs(t *testing.T) {
+	want := map[string]string{
+		"admin_open.yaml":   "admin_open.yaml:2:12: admin.address: ",
+		"bad_cidr.yaml":     "bad_cidr.yaml:2:10: rules.deny[0]: invalid CIDR",
+		"bad_duration.yaml": "bad_duration.yaml:2:24: limits.read_header_timeout: invalid duration",
+		"bad_origin.yaml":   "bad_origin.yaml:5:9: sites[0].origins[1]: invalid origin",
+		"bad_rate.yaml":     "bad_rate.yaml:4:13: rules.rate_limits[0].rate: invalid rate",
+		"no_origin.yaml":    "no_origin.yaml:2:9: sites[0].origins: at least one",
+		"syntax.yaml":       "syntax.yaml:3:",
+		"unknown_key.yaml":  "unknown_key.yaml:4:5: orgins: unknown field",
+		"v6prefix.yaml":     "v6prefix.yaml:2:16: client_ip.ipv6_prefix: must be between 48 and 128",
+	}
+	files, _ := filepath.Glob("testdata/bad/*.yaml")
+	if len(files) != len(want) {
+		t.Fatalf("%d bad files, %d expectations", len(files), len(want))
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			_, err := Load(f)
+			if err == nil {
+				t.Fatal("Load succeeded on a bad file")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error does not wrap ErrInvalid: %v", err)
+			}
+			if !strings.Contains(err.Error(), want[name]) {
+				t.Errorf("error %q does not contain %q", err, want[name])
+			}
+		})
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	_, err := Load("testdata/does-not-exist.yaml")
+	if !errors.Is(err, os.ErrNotExist) || errors.Is(err, ErrInvalid) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestDefaultsMatchDocs checks that the `default` struct tags (which the
+// config reference prints) agree with ApplyDefaults for scalar fields.
+func TestDefaultsMatchDocs(t *testing.T) {
+	cfg := &Config{}
+	cfg.ApplyDefaults()
+	checked := 0
+	var walk func(v reflect.Value, path string)
+	walk = func(v reflect.Value, path string) {
+		tp := v.Type()
+		for i := 0; i < tp.NumField(); i++ {
+			f := tp.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			fv := v.Field(i)
+			p := path + "." + strings.Split(f.Tag.Get("yaml"), ",")[0]
+			def, hasDef := f.Tag.Lookup("default")
+			switch fv.Kind() {
+			case reflect.Struct:
+				walk(fv, p)
+				continue
+			case reflect.Slice:
+				if fv.Type().Elem().Kind() == reflect.Struct && fv.Len() > 0 {
+					walk(fv.Index(0), p+"[0]")
+				}
+				continue
+			}
+			if !hasDef {
+				continue
+			}
+			got := formatValue(fv)
+			if got != def {
+				t.Errorf("%s: ApplyDefaults gives %q, doc says %q", p, got, def)
+			}
+			checked++
+		}
+	}
+	walk(reflect.ValueOf(cfg).Elem(), "")
+	if checked < 20 {
+		t.Fatalf("only %d defaults checked", checked)
+	}
+}
+
+func TestReferenceListsEveryField(t *testing.T) {
+	ref := Reference()
+	for _, key := range []string{"listeners[].address", "limits.read_header_timeout", "sites[].origins", "rules.rate_limits[].burst", "client_ip.trusted_proxies"} {
+		if !strings.Contains(ref, "`"+key+"`") {
+			t.Errorf("reference lacks %s", key)
+		}
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	tests := []struct {
+		name string
+		rl   RateLimit
+		want string
+	}{
+		{name: "F07 per-minute without burst", rl: RateLimit{Rate: RateSpec{6000, time.Minute}}, want: "default burst"},
+		{name: "tiny burst", rl: RateLimit{Rate: RateSpec{6000, time.Minute}, Burst: 5}, want: "below the per-second equivalent"},
+		{name: "per-second", rl: RateLimit{Rate: RateSpec{10, time.Second}}, want: ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := &Config{Admin: Admin{Token: "x"}, Rules: Rules{RateLimits: []RateLimit{tc.rl}}}
+			cfg.ApplyDefaults()
+			w := strings.Join(cfg.Warnings(), "\n")
+			if tc.want == "" && w != "" || !strings.Contains(w, tc.want) {
+				t.Errorf("warnings %q, want %q", w, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*/*.yaml")
+	for _, fn := range files {
+		b, _ := os.ReadFile(fn)
+		f.Add(b)
+	}
+	f.Add([]byte("sites: [{origins: [\"http://x\"]}]\nlimits: {max_body_bytes: -1}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse("fuzz.yaml", data)
+		if err == nil && cfg == nil {
+			t.Fatal("nil config without error")
+		}
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			t.Fatalf("error is not ErrInvalid: %v", err)
+		}
+	})
+}
