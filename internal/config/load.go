@@ -125,9 +125,17 @@ func Parse(file string, data []byte) (*Config, error) {
 // also returns the parsed AST so that later validation errors can be
 // positioned. Callers that merge flags use Decode, then ApplyDefaults, then
 // ValidateAt.
-func Decode(file string, data []byte) (*Config, *ast.File, error) {
-	cfg := &Config{}
-	f, err := parser.ParseBytes(data, 0)
+func Decode(file string, data []byte) (cfg *Config, f *ast.File, err error) {
+	// goccy/go-yaml can panic on some malformed documents (found by
+	// FuzzParse, e.g. a tag on an empty sequence value); a bad file must
+	// never crash the process or a reload, so turn that into an error.
+	defer func() {
+		if p := recover(); p != nil {
+			cfg, f, err = nil, nil, Errors{{File: file, Msg: fmt.Sprintf("YAML decoder failed on this document: %v", p)}}
+		}
+	}()
+	cfg = &Config{}
+	f, err = parser.ParseBytes(data, 0)
 	if err != nil {
 		return nil, nil, Errors{yamlError(file, err)}
 	}
