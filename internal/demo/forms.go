@@ -20,9 +20,9 @@ import (
 // formError answers a body that could not be read or parsed: 413 when a
 // MaxBytesReader limit was hit, 415 for an unsupported Content-Type, else 400.
 func (s *Site) formError(w http.ResponseWriter, r *http.Request, err error) {
-	var tooBig *http.MaxBytesError
+	tooBig, isTooBig := errors.AsType[*http.MaxBytesError](err)
 	switch {
-	case errors.As(err, &tooBig):
+	case isTooBig:
 		s.errorPage(w, r, http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("The form you sent is larger than %d bytes.", tooBig.Limit))
 	case errors.Is(err, errMediaType):
@@ -242,4 +242,3 @@ func (s *Site) volunteer(w http.ResponseWriter, r *http.Request) {
 func (s *Site) uploadForm(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "upload", "", "Upload a file", nil)
 }
-

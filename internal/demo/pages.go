@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
-	"mime"
 	"net/http"
 	"path"
 	"strconv"
@@ -111,6 +111,16 @@ func (c *content) find(q string) []searchResult {
 	return out
 }
 
+// staticTypes maps the static assets' extensions to their media types; fixed
+// here so the host's mime.types cannot change them.
+func staticTypes() map[string]string {
+	return map[string]string{
+		".css": "text/css; charset=utf-8",
+		".js":  "text/javascript; charset=utf-8",
+		".svg": "image/svg+xml",
+	}
+}
+
 // staticFile is one embedded asset with its precomputed validator.
 type staticFile struct {
 	body  []byte
@@ -128,9 +138,9 @@ func mustLoadStatic() map[string]staticFile {
 		if err != nil {
 			return err
 		}
-		ctype := mime.TypeByExtension(path.Ext(p))
-		if ctype == "" {
-			ctype = "application/octet-stream"
+		ctype, ok := staticTypes()[path.Ext(p)]
+		if !ok {
+			return fmt.Errorf("demo: static asset %s: unknown type", p)
 		}
 		out[path.Base(p)] = staticFile{body: b, etag: strongETag(b), ctype: ctype}
 		return nil

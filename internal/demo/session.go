@@ -39,15 +39,20 @@ var errBadSession = errors.New("demo: invalid session")
 
 // verifySession returns the member id a cookie value names, or errBadSession.
 func (s *Site) verifySession(v string, now time.Time) (string, error) {
+	// Only the canonical encoding verifies: base64 decoding alone would skip
+	// CR and LF, making values malleable.
+	if strings.IndexFunc(v, notCookieChar) >= 0 {
+		return "", errBadSession
+	}
 	payload, sig, ok := strings.Cut(v, ".")
 	if !ok {
 		return "", errBadSession
 	}
-	got, err := base64.RawURLEncoding.DecodeString(sig)
+	got, err := base64.RawURLEncoding.Strict().DecodeString(sig)
 	if err != nil || !hmac.Equal(got, s.mac(payload)) {
 		return "", errBadSession
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(payload)
 	if err != nil {
 		return "", errBadSession
 	}
@@ -57,6 +62,11 @@ func (s *Site) verifySession(v string, now time.Time) (string, error) {
 		return "", errBadSession
 	}
 	return member, nil
+}
+
+// notCookieChar reports runes outside base64url and the separator '.'.
+func notCookieChar(c rune) bool {
+	return !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.')
 }
 
 // sessionMember reports the member id of r's valid session cookie, if any.

@@ -154,7 +154,9 @@ func (s *Site) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/events", s.apiEvents)
 	mux.HandleFunc("GET /api/v1/news", s.apiNews)
 	mux.HandleFunc("GET /api/v1/news/{id}", s.apiNewsItem)
-	mux.HandleFunc("/api/v1/echo", s.echo)
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+		mux.HandleFunc(m+" /api/v1/echo", s.echo) // HEAD rides on GET
+	}
 	mux.HandleFunc("GET /search", s.search)
 	mux.HandleFunc("GET /live", s.live)
 	mux.HandleFunc("GET /live.ndjson", s.live)
@@ -163,7 +165,7 @@ func (s *Site) routes() http.Handler {
 	mux.HandleFunc("GET /static/{file}", s.staticAsset)
 	mux.HandleFunc("GET /robots.txt", s.robots)
 	mux.HandleFunc("GET /healthz", healthz)
-	mux.HandleFunc("/", s.notFound)
+	mux.HandleFunc("GET /", s.notFound)
 	return s.withLatency(s.withCommon(mux))
 }
 
