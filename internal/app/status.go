@@ -1,0 +1,59 @@
+package app
+
+import (
+	"time"
+)
+
+// SiteStatus is one site in /api/v1/status.
+type SiteStatus struct {
+	Name    string         `json:"name"`
+	State   string         `json:"state"`
+	Origins []OriginStatus `json:"origins"`
+	// Requests counts requests by verdict action since start.
+	Requests map[string]uint64 `json:"requests"`
+	// Incident is the open incident id, "" when none.
+	Incident string `json:"incident,omitempty"`
+}
+
+// OriginStatus is one origin's health.
+type OriginStatus struct {
+	URL      string `json:"url"`
+	Healthy  bool   `json:"healthy"`
+	Inflight int64  `json:"inflight"`
+}
+
+// Status is the /api/v1/status document.
+type Status struct {
+	Version string       `json:"version"`
+	Time    time.Time    `json:"time"`
+	Sites   []SiteStatus `json:"sites"`
+}
+
+// Version is set by the cmd package at start.
+var Version = "dev"
+
+func (a *App) status() any {
+	a.mu.Lock()
+	g := a.gen
+	a.mu.Unlock()
+	st := Status{Version: Version, Time: time.Now().UTC()}
+	for i, s := range g.rt.Sites {
+		ss := SiteStatus{Name: s.Name, State: "normal", Requests: map[string]uint64{}}
+		if p, ok := s.Origin.(interface{ Origins() []*proxyOrigin }); ok {
+			for _, o := range p.Origins() {
+				ss.Origins = append(ss.Origins, OriginStatus{URL: o.Key, Healthy: o.Healthy(), Inflight: o.Inflight()})
+			}
+		}
+		a.metrics.mu.RLock()
+		if i < len(a.metrics.cache) {
+			for act, c := range a.metrics.cache[i] {
+				if v := counterValue(c); v > 0 {
+					ss.Requests[actionName(act)] = v
+				}
+			}
+		}
+		a.metrics.mu.RUnlock()
+		st.Sites = append(st.Sites, ss)
+	}
+	return st
+}

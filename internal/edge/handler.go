@@ -1,0 +1,265 @@
+package edge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/clientip"
+	"github.com/portcullis/portcullis/internal/filter"
+	"github.com/portcullis/portcullis/internal/proxy"
+	"github.com/portcullis/portcullis/internal/ratelimit"
+	"github.com/portcullis/portcullis/internal/stats"
+)
+
+// Site is one protected site as the handler sees it.
+type Site struct {
+	// Index is the site's position in the configuration (stats key).
+	Index int
+	// Name is the site id.
+	Name string
+	// Chain decides on each request.
+	Chain *filter.Chain
+	// Origin serves requests that pass (a *proxy.Pool in production).
+	Origin http.Handler
+	// MaxBodyBytes is the default request body cap; Routes override it.
+	MaxBodyBytes int64
+	// Routes are per-path-prefix body caps, longest prefix first.
+	Routes []Route
+}
+
+// Route is a per-path body cap.
+type Route struct {
+	Prefix       string
+	MaxBodyBytes int64
+}
+
+// RequestLimits are the per-request limits, reloadable.
+type RequestLimits struct {
+	// BodyIdleTimeout is the longest pause between body reads (slow POST).
+	BodyIdleTimeout time.Duration
+	// MinBodyRate (bytes/s) is enforced after BodyGrace.
+	MinBodyRate int64
+	BodyGrace   time.Duration
+	// WriteIdleTimeout is the longest a single response write may block
+	// (slow read); it is renewed on every write, so streams are not cut
+	// while data flows.
+	WriteIdleTimeout time.Duration
+	// H2ResetBudget is the client-cancelled HTTP/2 streams allowed per
+	// connection per 10 s.
+	H2ResetBudget int
+}
+
+// Runtime is one configuration generation: everything the handler needs,
+// swapped atomically on reload.
+type Runtime struct {
+	Sites    []*Site
+	ByHost   map[string]*Site
+	Default  *Site
+	Resolver *clientip.Resolver
+	Limits   RequestLimits
+	// Inflight caps concurrent requests per client address (may be nil).
+	Inflight *ratelimit.Concurrency
+}
+
+// site returns the site for a Host header (case-insensitive, port ignored).
+func (rt *Runtime) site(host string) *Site {
+	if len(rt.ByHost) > 0 {
+		h := host
+		if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
+			h = h[:i]
+		}
+		if s, ok := rt.ByHost[h]; ok {
+			return s
+		}
+		if s, ok := rt.ByHost[strings.ToLower(h)]; ok {
+			return s
+		}
+	}
+	return rt.Default
+}
+
+// Observer receives the accounting record of every request, after the
+// response; it must not block or retain the pointer.
+type Observer interface {
+	ObserveRequest(r *stats.Request)
+}
+
+// Handler is the shield's request path.
+type Handler struct {
+	rt    atomic.Pointer[Runtime]
+	obs   Observer
+	log   *slog.Logger
+	start time.Time
+
+	idPrefix [8]byte
+	idSeq    atomic.Uint64
+
+	onReset func(site int, peer netip.Addr)
+}
+
+// NewHandler returns a handler serving rt. obs may be nil.
+func NewHandler(rt *Runtime, obs Observer, log *slog.Logger) *Handler {
+	h := &Handler{obs: obs, log: log, start: time.Now()}
+	var b [4]byte
+	rand.Read(b[:])
+	hex.Encode(h.idPrefix[:], b[:])
+	h.rt.Store(rt)
+	return h
+}
+
+// Swap installs a new runtime (config reload); in-flight requests finish on
+// the old one.
+func (h *Handler) Swap(rt *Runtime) { h.rt.Store(rt) }
+
+// Runtime returns the current runtime.
+func (h *Handler) Runtime() *Runtime { return h.rt.Load() }
+
+// OnH2Reset sets a callback for connections closed for exceeding the
+// rapid-reset budget.
+func (h *Handler) OnH2Reset(f func(site int, peer netip.Addr)) { h.onReset = f }
+
+// Mono returns monotonic nanoseconds since the handler started.
+func (h *Handler) Mono() int64 { return int64(time.Since(h.start)) }
+
+// newID returns a request id: 8 hex characters fixed per process and a
+// sequence number, unique within the process and unguessable across runs.
+func (h *Handler) newID() string {
+	var b [24]byte
+	copy(b[:8], h.idPrefix[:])
+	b[8] = '-'
+	n := h.idSeq.Add(1)
+	i := len(b)
+	for {
+		i--
+		b[i] = "0123456789abcdef"[n&15]
+		n >>= 4
+		if n == 0 || i == 10 {
+			break
+		}
+	}
+	copy(b[9:], b[i:])
+	return string(b[:9+len(b)-i])
+}
+
+var frPool = sync.Pool{New: func() any { return new(filter.Request) }}
+var rwPool = sync.Pool{New: func() any { return new(responseWriter) }}
+var srPool = sync.Pool{New: func() any { return new(stats.Request) }}
+
+// ServeHTTP is the request path: client identity → site → verdict chain →
+// per-client concurrency → body limits → origin, then accounting.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	mono := int64(now.Sub(h.start))
+	rt := h.rt.Load()
+	ci := connInfoFrom(r.Context())
+	var peer netip.Addr
+	if ci != nil {
+		peer = ci.peer
+	} else if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		peer = ap.Addr().Unmap().WithZone("")
+	}
+	res := rt.Resolver.Resolve(peer, r.Header)
+	site := rt.site(r.Host)
+	id := h.newID()
+
+	// Headers the origin relies on are set by us only (F03, F04).
+	hd := r.Header
+	hd[proxy.RequestIDHeader] = []string{id}
+	hd[proxy.ClientHeader] = []string{res.Addr.String()}
+	if up := hd["Upgrade"]; len(up) > 0 && !strings.EqualFold(up[0], "websocket") {
+		delete(hd, "Upgrade") // only WebSocket upgrades pass (h2c etc. never reach the origin)
+	}
+
+	fr := frPool.Get().(*filter.Request)
+	*fr = filter.Request{ID: id, Site: site.Index, Addr: res.Addr, Prefix: res.Prefix, Peer: peer, Method: r.Method, Path: r.URL.Path, HTTP: r, Now: mono}
+	defer frPool.Put(fr)
+
+	rw := rwPool.Get().(*responseWriter)
+	rw.reset(w, rt.Limits.WriteIdleTimeout)
+	defer func() {
+		h.account(r, rw, fr, site, now, res)
+		rw.reset(nil, 0)
+		rwPool.Put(rw)
+	}()
+
+	v := site.Chain.Decide(fr)
+	if v.Terminal() && v.Action != filter.Bypass {
+		rw.verdict = v.Action
+		site.Chain.Write(rw, r, fr, v)
+		return
+	}
+
+	if rt.Inflight != nil {
+		k := ratelimit.KeyFromAddr(res.Addr)
+		if !rt.Inflight.Acquire(k) {
+			v := filter.Verdict{Action: filter.Throttle, RetryAfter: time.Second, Rule: "max_inflight_per_client", Reason: "too many concurrent requests from your address"}
+			rw.verdict = v.Action
+			site.Chain.Write(rw, r, fr, v)
+			return
+		}
+		defer rt.Inflight.Release(k)
+	}
+
+	if r.Body != nil && r.Body != http.NoBody {
+		limit := site.maxBody(r.URL.Path)
+		if r.ContentLength > limit {
+			v := filter.Verdict{Action: filter.Block, Status: http.StatusRequestEntityTooLarge, Rule: "max_body_bytes", Reason: "the request body is too large"}
+			rw.verdict = v.Action
+			site.Chain.Write(rw, r, fr, v)
+			return
+		}
+		br := &bodyReader{rc: r.Body, ctl: http.NewResponseController(w), limit: limit,
+			idle: rt.Limits.BodyIdleTimeout, minRate: rt.Limits.MinBodyRate, grace: rt.Limits.BodyGrace, start: now}
+		r.Body = br
+	}
+
+	site.Origin.ServeHTTP(rw, r)
+
+	if r.ProtoMajor == 2 && ci != nil && rt.Limits.H2ResetBudget > 0 && errors.Is(r.Context().Err(), context.Canceled) && !rw.wroteHeader {
+		// The client cancelled the stream before we answered: count it
+		// against the connection's reset budget (rapid reset).
+		if ci.noteReset(now, rt.Limits.H2ResetBudget) {
+			h.log.Warn("closing HTTP/2 connection: reset budget exceeded", "client", res.Addr.String(), "budget_per_10s", rt.Limits.H2ResetBudget)
+			if h.onReset != nil {
+				h.onReset(site.Index, res.Addr)
+			}
+			ci.conn.Close()
+		}
+	}
+}
+
+func (s *Site) maxBody(path string) int64 {
+	for _, rt := range s.Routes {
+		if strings.HasPrefix(path, rt.Prefix) {
+			return rt.MaxBodyBytes
+		}
+	}
+	return s.MaxBodyBytes
+}
+
+func (h *Handler) account(r *http.Request, rw *responseWriter, fr *filter.Request, site *Site, start time.Time, res clientip.Result) {
+	if h.obs == nil {
+		return
+	}
+	sr := srPool.Get().(*stats.Request)
+	*sr = stats.Request{
+		Time: start.UnixNano(), Site: site.Index, Addr: res.Addr, Prefix: res.Prefix,
+		Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, UserAgent: r.Header.Get("User-Agent"),
+		Referer: len(r.Header["Referer"]) > 0, Status: rw.status, Bytes: rw.bytes, Verdict: uint8(rw.verdict),
+	}
+	if rw.verdict == filter.Pass {
+		sr.OriginLatency = rw.headerAt.Sub(start)
+		sr.OriginError = rw.status >= 500
+	}
+	h.obs.ObserveRequest(sr)
+	srPool.Put(sr)
+}

@@ -1,0 +1,202 @@
+package edge
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/filter"
+)
+
+// responseWriter records status and bytes for accounting, renews a write
+// deadline before every write (a client that stops reading — slow read — is
+// cut after WriteIdleTimeout of no progress, while a stream that keeps
+// flowing never is), flushes the headers of streaming responses at once
+// (SSE, NDJSON; case F20), and exposes the underlying writer through
+// Unwrap so http.ResponseController finds Flusher and Hijacker (case F21).
+type responseWriter struct {
+	w           http.ResponseWriter
+	ctl         *http.ResponseController
+	writeIdle   time.Duration
+	status      int
+	bytes       int64
+	wroteHeader bool
+	headerAt    time.Time
+	verdict     filter.Action
+	hijacked    bool
+}
+
+func (rw *responseWriter) reset(w http.ResponseWriter, writeIdle time.Duration) {
+	*rw = responseWriter{w: w, writeIdle: writeIdle}
+	if w != nil && writeIdle > 0 {
+		rw.ctl = http.NewResponseController(w)
+	}
+}
+
+func (rw *responseWriter) Header() http.Header { return rw.w.Header() }
+
+func (rw *responseWriter) WriteHeader(code int) {
+	if rw.wroteHeader {
+		return
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		rw.w.WriteHeader(code) // informational: pass on, not final
+		return
+	}
+	rw.wroteHeader = true
+	rw.status = code
+	rw.headerAt = time.Now()
+	rw.deadline()
+	rw.w.WriteHeader(code)
+	if isStreaming(rw.w.Header()) {
+		rw.flush()
+	}
+}
+
+func (rw *responseWriter) Write(p []byte) (int, error) {
+	if !rw.wroteHeader {
+		rw.WriteHeader(http.StatusOK)
+	}
+	rw.deadline()
+	n, err := rw.w.Write(p)
+	rw.bytes += int64(n)
+	return n, err
+}
+
+func (rw *responseWriter) deadline() {
+	if rw.ctl != nil {
+		_ = rw.ctl.SetWriteDeadline(time.Now().Add(rw.writeIdle))
+	}
+}
+
+// Flush implements http.Flusher.
+func (rw *responseWriter) Flush() { rw.flush() }
+
+func (rw *responseWriter) flush() {
+	if f, ok := rw.w.(http.Flusher); ok {
+		f.Flush()
+		return
+	}
+	_ = http.NewResponseController(rw.w).Flush()
+}
+
+// FlushError implements the interface http.ResponseController prefers.
+func (rw *responseWriter) FlushError() error {
+	if !rw.wroteHeader {
+		rw.WriteHeader(http.StatusOK)
+	}
+	rw.deadline()
+	return http.NewResponseController(rw.w).Flush()
+}
+
+// Hijack implements http.Hijacker for protocol upgrades (WebSocket). The
+// connection's deadlines are cleared: after the upgrade, request and write
+// timeouts no longer apply (case F21); the proxy's copy loop owns it.
+func (rw *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(rw.w).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	_ = c.SetDeadline(time.Time{})
+	rw.hijacked = true
+	if !rw.wroteHeader {
+		rw.wroteHeader, rw.status, rw.headerAt = true, http.StatusSwitchingProtocols, time.Now()
+	}
+	return c, brw, nil
+}
+
+// Unwrap returns the underlying writer (http.ResponseController).
+func (rw *responseWriter) Unwrap() http.ResponseWriter { return rw.w }
+
+func isStreaming(h http.Header) bool {
+	ct := h.Get("Content-Type")
+	return strings.HasPrefix(ct, "text/event-stream") || strings.HasPrefix(ct, "application/x-ndjson") ||
+		strings.HasPrefix(ct, "application/grpc") || strings.HasPrefix(ct, "application/stream+json")
+}
+
+// ErrSlowBody is returned by the body reader when a client sends its body
+// too slowly (slow POST / R.U.D.Y.): a pause longer than the body idle
+// timeout, or an average rate under the minimum after the grace period.
+var ErrSlowBody = errors.New("edge: request body too slow")
+
+// bodyReader enforces the body cap, the body idle timeout (through a read
+// deadline renewed before every read, on HTTP/1 and HTTP/2 alike) and the
+// minimum average body rate.
+type bodyReader struct {
+	rc      io.ReadCloser
+	ctl     *http.ResponseController
+	limit   int64
+	idle    time.Duration
+	minRate int64
+	grace   time.Duration
+	start   time.Time
+	n       int64
+	err     error
+}
+
+// BodyTooLargeError is returned when the body exceeds its cap.
+type BodyTooLargeError struct{ Limit int64 }
+
+func (e *BodyTooLargeError) Error() string {
+	return fmt.Sprintf("edge: request body exceeds %d bytes", e.Limit)
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.idle > 0 {
+		_ = b.ctl.SetReadDeadline(time.Now().Add(b.idle))
+	}
+	if rem := b.limit - b.n + 1; int64(len(p)) > rem {
+		p = p[:rem]
+	}
+	n, err := b.rc.Read(p)
+	b.n += int64(n)
+	if b.n > b.limit {
+		b.err = &BodyTooLargeError{Limit: b.limit}
+		return n, b.err
+	}
+	if isTimeoutErr(err) {
+		b.err = ErrSlowBody
+		return n, b.err
+	}
+	if b.minRate > 0 && err == nil {
+		if el := time.Since(b.start); el > b.grace {
+			if float64(b.n) < float64(b.minRate)*(el-b.grace).Seconds() {
+				b.err = ErrSlowBody
+				return n, b.err
+			}
+		}
+	}
+	if err == io.EOF && b.idle > 0 {
+		_ = b.ctl.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+func (b *bodyReader) Close() error { return b.rc.Close() }
+
+func isTimeoutErr(err error) bool {
+	var te interface{ Timeout() bool }
+	return err != nil && errors.As(err, &te) && te.Timeout()
+}
+
+// ClassifyError maps the edge's own body errors to the verdict the client
+// gets (for proxy.ErrorClassifier): 413 for a body over its cap, 408 for a
+// slow body.
+func ClassifyError(err error) (filter.Verdict, bool) {
+	var tl *BodyTooLargeError
+	switch {
+	case errors.As(err, &tl):
+		return filter.Verdict{Action: filter.Block, Status: http.StatusRequestEntityTooLarge, Rule: "max_body_bytes", Reason: "the request body is too large"}, true
+	case errors.Is(err, ErrSlowBody):
+		return filter.Verdict{Action: filter.Drop, Status: http.StatusRequestTimeout, Rule: "min_body_rate", Reason: "the request body arrived too slowly"}, true
+	}
+	return filter.Verdict{}, false
+}

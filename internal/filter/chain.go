@@ -1,0 +1,195 @@
+package filter
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// Stage names a slot in the fixed filter order.
+type Stage int
+
+// Stages, in the order the chain runs them. This list is the one place the
+// order is fixed (STYLE.md §3); configuration only fills the stages.
+const (
+	StageAllow     Stage = iota // allow lists: bypass the rest
+	StageDeny                   // static deny lists, list files, decisions
+	StageGeo                    // country / ASN rules
+	StageRateLimit              // per-key rate limits
+	StageChallenge              // challenge / clearance
+	numStages
+)
+
+var stageNames = [...]string{"allow", "deny", "geo", "rate_limit", "challenge"}
+
+// String returns the stage name.
+func (s Stage) String() string {
+	if s >= 0 && s < numStages {
+		return stageNames[s]
+	}
+	return "unknown"
+}
+
+// Chain runs filters in stage order and writes the shield's responses.
+// A Chain is immutable once built and safe for concurrent use.
+type Chain struct {
+	stages   [numStages][]Filter
+	flat     []Filter
+	log      *Sampler
+	onShadow func(r *Request, v Verdict)
+}
+
+// NewChain builds a chain from filters grouped by stage; within a stage
+// filters run in the order given. log may be nil (no logging).
+func NewChain(byStage map[Stage][]Filter, log *Sampler) *Chain {
+	c := &Chain{log: log}
+	for s := Stage(0); s < numStages; s++ {
+		c.stages[s] = byStage[s]
+		c.flat = append(c.flat, byStage[s]...)
+	}
+	return c
+}
+
+// OnShadow sets a callback for verdicts of rules in shadow mode (counted
+// and logged, not enforced). It must be set before the chain is used.
+func (c *Chain) OnShadow(f func(r *Request, v Verdict)) { c.onShadow = f }
+
+// Filters returns the filters in the order they run.
+func (c *Chain) Filters() []Filter { return c.flat }
+
+// Decide runs the filters and returns the first terminal verdict, or a
+// Pass/Bypass verdict when the request may go to the origin. It allocates
+// nothing unless a shadow callback does.
+func (c *Chain) Decide(r *Request) Verdict {
+	for _, f := range c.flat {
+		v := f.Check(r)
+		if v.Action == Pass {
+			continue
+		}
+		if v.Shadow {
+			if c.onShadow != nil {
+				c.onShadow(r, v)
+			}
+			if c.log != nil {
+				c.log.Log(r, v)
+			}
+			continue
+		}
+		return v
+	}
+	return Verdict{Action: Pass}
+}
+
+// Write sends the shield's own response for a terminal verdict: the status,
+// Retry-After, X-Request-Id, Cache-Control: no-store, and a short body in
+// the client's preferred format (HTML, JSON or text) naming the reason and
+// the request id. Drop closes the connection (HTTP/1) or resets the stream
+// (HTTP/2) instead. Write logs the verdict through the sampler.
+func (c *Chain) Write(w http.ResponseWriter, req *http.Request, r *Request, v Verdict) {
+	if c.log != nil {
+		c.log.Log(r, v)
+	}
+	WriteVerdict(w, req, r.ID, v)
+}
+
+// WriteVerdict writes v's response without logging (for callers outside a
+// chain, such as the proxy's load shedding, that log themselves).
+func WriteVerdict(w http.ResponseWriter, req *http.Request, id string, v Verdict) {
+	if v.Action == Drop {
+		drop(w)
+		return
+	}
+	h := w.Header()
+	h.Set("X-Request-Id", id)
+	h.Set("Cache-Control", "no-store")
+	if v.RetryAfter > 0 {
+		secs := int64((v.RetryAfter + 999_999_999) / 1_000_000_000)
+		h.Set("Retry-After", strconv.FormatInt(secs, 10))
+	}
+	reason := v.Reason
+	if reason == "" {
+		reason = http.StatusText(v.StatusCode())
+	}
+	status := v.StatusCode()
+	accept := req.Header.Get("Accept")
+	switch {
+	case strings.Contains(accept, "text/html"):
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, htmlPage, status, htmlEscape(reason), status, htmlEscape(reason), htmlEscape(id))
+	case strings.Contains(accept, "json"):
+		h.Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"status":%d,"reason":%q,"request_id":%q}`+"\n", status, reason, id)
+	default:
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, "%d %s\nrequest id: %s\n", status, reason, id)
+	}
+}
+
+const htmlPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>%d %s</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><main><h1>%d &mdash; %s</h1>
+<p>This site is protected by Portcullis. If you think this is a mistake, contact the site's team and quote the request id below.</p>
+<p>Request id: <code>%s</code></p></main></body></html>
+`
+
+func htmlEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
+}
+
+// drop ends the exchange without an answer: a hijacked HTTP/1 connection is
+// closed; for HTTP/2 (no hijack) the handler panics with ErrAbortHandler,
+// which resets the stream.
+func drop(w http.ResponseWriter) {
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		conn.Close()
+		return
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// Sampler logs shield verdicts so that logging can never become the
+// bottleneck under a flood: up to PerSecond lines each second, then one in
+// Every, with a count of what was skipped.
+type Sampler struct {
+	log       *slog.Logger
+	perSecond int64
+	every     int64
+	state     samplerState
+}
+
+// NewSampler returns a sampler logging to log; perSecond ≥ 1, every ≥ 1.
+func NewSampler(log *slog.Logger, perSecond, every int) *Sampler {
+	if perSecond < 1 {
+		perSecond = 1
+	}
+	if every < 1 {
+		every = 1
+	}
+	return &Sampler{log: log, perSecond: int64(perSecond), every: int64(every)}
+}
+
+// Log records one verdict, subject to sampling. Client addresses are
+// logged as their aggregate prefix for passes in shadow mode only; shield
+// refusals log the address (it is attack evidence).
+func (s *Sampler) Log(r *Request, v Verdict) {
+	n, skipped, ok := s.state.admit(r.Now, s.perSecond, s.every)
+	if !ok {
+		return
+	}
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, "shield response",
+		slog.String("request_id", r.ID),
+		slog.String("client", r.Addr.String()),
+		slog.String("method", r.Method),
+		slog.String("path", r.Path),
+		slog.Any("verdict", v),
+		slog.Int64("sampled_1_in", n),
+		slog.Int64("skipped", skipped),
+	)
+}

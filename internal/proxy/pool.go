@@ -1,0 +1,326 @@
+// Package proxy is the origin side of the shield: a keep-alive transport
+// per site, origin pools with active health checks, passive ejection and
+// least-outstanding load balancing, a per-origin concurrency limit with a
+// short deadline queue, and a reverse proxy built on net/http/httputil that
+// sets forwarding headers from the resolved client only.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrNoOrigin is returned by Pool.Acquire when every origin is ejected.
+var ErrNoOrigin = errors.New("proxy: no healthy origin")
+
+// ErrSaturated is returned by Pool.Acquire when every healthy origin is at
+// its concurrency limit for longer than the queue timeout.
+var ErrSaturated = errors.New("proxy: origins saturated")
+
+// PoolConfig configures one site's origin pool.
+type PoolConfig struct {
+	// Site names the pool in logs and metrics.
+	Site string
+	// Origins are base URLs ("http://10.0.0.5:8080").
+	Origins []*url.URL
+	// MaxConcurrency bounds in-flight requests per origin (≥1).
+	MaxConcurrency int
+	// QueueTimeout is how long Acquire waits for a slot.
+	QueueTimeout time.Duration
+	// HealthPath is requested every HealthInterval; "" disables active checks.
+	HealthPath     string
+	HealthInterval time.Duration
+	HealthTimeout  time.Duration
+	// UnhealthyAfter consecutive failures eject; HealthyAfter successes readmit.
+	UnhealthyAfter, HealthyAfter int
+	// Transport settings.
+	DialTimeout, ResponseHeaderTimeout time.Duration
+	MaxIdleConns                       int
+}
+
+// Origin is one backend server of a pool.
+type Origin struct {
+	// URL is the origin's base URL.
+	URL *url.URL
+	// Key is "scheme://host" (identity across reloads).
+	Key string
+
+	healthy  atomic.Bool
+	inflight atomic.Int64
+	slots    chan struct{}
+	fails    atomic.Int32
+	oks      atomic.Int32
+	proxy    http.Handler
+}
+
+// Healthy reports whether the origin receives traffic.
+func (o *Origin) Healthy() bool { return o.healthy.Load() }
+
+// Inflight is the number of requests currently at this origin.
+func (o *Origin) Inflight() int64 { return o.inflight.Load() }
+
+// Pool is one site's origins. Safe for concurrent use.
+type Pool struct {
+	cfg       PoolConfig
+	origins   []*Origin
+	transport *http.Transport
+	log       *slog.Logger
+	next      atomic.Uint64
+	peak      atomic.Int64
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// NewPool builds a pool; every origin starts healthy. Start runs the
+// health checks. classify (may be nil) maps client-side proxying errors
+// (body too large, too slow) to verdicts.
+func NewPool(cfg PoolConfig, log *slog.Logger, classify ErrorClassifier) (*Pool, error) {
+	if len(cfg.Origins) == 0 {
+		return nil, fmt.Errorf("proxy: site %q: no origins", cfg.Site)
+	}
+	if cfg.MaxConcurrency < 1 {
+		cfg.MaxConcurrency = 1
+	}
+	if cfg.MaxIdleConns < 1 {
+		cfg.MaxIdleConns = 64
+	}
+	p := &Pool{cfg: cfg, log: log, transport: newTransport(cfg)}
+	for _, u := range cfg.Origins {
+		o := &Origin{URL: u, Key: u.Scheme + "://" + u.Host, slots: make(chan struct{}, cfg.MaxConcurrency)}
+		o.healthy.Store(true)
+		o.proxy = p.reverseProxy(o, classify)
+		p.origins = append(p.origins, o)
+	}
+	return p, nil
+}
+
+// newTransport returns a keep-alive transport sized for load: idle
+// connections per origin as configured (the default of 2 makes a proxy
+// open a new connection for almost every request under load), no
+// compression negotiation (bodies pass through untouched), HTTP/1.1 to
+// origins.
+func newTransport(cfg PoolConfig) *http.Transport {
+	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           d.DialContext,
+		MaxIdleConns:          cfg.MaxIdleConns * len(cfg.Origins),
+		MaxIdleConnsPerHost:   cfg.MaxIdleConns,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+		WriteBufferSize:       32 << 10,
+		ReadBufferSize:        32 << 10,
+		TLSHandshakeTimeout:   cfg.DialTimeout,
+	}
+}
+
+// Origins returns the pool's origins.
+func (p *Pool) Origins() []*Origin { return p.origins }
+
+// PeakInflight returns and resets the highest in-flight count seen across
+// the pool since the last call.
+func (p *Pool) PeakInflight() int64 { return p.peak.Swap(0) }
+
+// Start launches the active health checks until ctx ends or Close.
+func (p *Pool) Start(ctx context.Context) {
+	if p.cfg.HealthPath == "" || p.cfg.HealthInterval <= 0 {
+		return
+	}
+	ctx, p.stop = context.WithCancel(ctx)
+	client := &http.Client{Transport: p.transport, Timeout: p.cfg.HealthTimeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, o := range p.origins {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			t := time.NewTicker(p.cfg.HealthInterval)
+			defer t.Stop()
+			for {
+				p.check(ctx, client, o)
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	}
+}
+
+func (p *Pool) check(ctx context.Context, c *http.Client, o *Origin) {
+	u := *o.URL
+	u.Path = p.cfg.HealthPath
+	u.RawQuery = ""
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return
+	}
+	req.Header.Set("User-Agent", "portcullis-health-check")
+	resp, err := c.Do(req)
+	ok := err == nil && resp.StatusCode < 500
+	if resp != nil {
+		resp.Body.Close()
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	p.Report(o, ok)
+}
+
+// Report records a success or failure for o (active check or a proxied
+// request's transport error) and ejects or readmits it.
+func (p *Pool) Report(o *Origin, ok bool) {
+	if ok {
+		o.fails.Store(0)
+		if !o.healthy.Load() && int(o.oks.Add(1)) >= p.cfg.HealthyAfter {
+			o.healthy.Store(true)
+			o.oks.Store(0)
+			p.log.Info("origin readmitted", "site", p.cfg.Site, "origin", o.Key)
+		}
+		return
+	}
+	o.oks.Store(0)
+	if o.healthy.Load() && int(o.fails.Add(1)) >= p.cfg.UnhealthyAfter {
+		o.healthy.Store(false)
+		p.log.Warn("origin ejected", "site", p.cfg.Site, "origin", o.Key, "after_failures", p.cfg.UnhealthyAfter)
+	}
+}
+
+// Acquire picks a healthy origin with a free slot (least outstanding of two
+// random choices, then any), waiting up to QueueTimeout. The caller must
+// call Release(o) when the request ends. Errors: ErrNoOrigin, ErrSaturated,
+// or ctx's error.
+func (p *Pool) Acquire(ctx context.Context) (*Origin, error) {
+	if o := p.tryAcquire(); o != nil {
+		return o, nil
+	}
+	if !p.anyHealthy() {
+		return nil, ErrNoOrigin
+	}
+	if p.cfg.QueueTimeout <= 0 {
+		return nil, ErrSaturated
+	}
+	// Short deadline queue: wait on the least loaded healthy origin.
+	o := p.pick()
+	t := time.NewTimer(p.cfg.QueueTimeout)
+	defer t.Stop()
+	select {
+	case o.slots <- struct{}{}:
+		p.enter(o)
+		return o, nil
+	case <-t.C:
+		return nil, ErrSaturated
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (p *Pool) tryAcquire() *Origin {
+	n := len(p.origins)
+	if n == 1 {
+		o := p.origins[0]
+		if !o.healthy.Load() {
+			return nil
+		}
+		select {
+		case o.slots <- struct{}{}:
+			p.enter(o)
+			return o
+		default:
+			return nil
+		}
+	}
+	start := int(p.next.Add(1) % uint64(n))
+	best := p.pick()
+	if best != nil {
+		select {
+		case best.slots <- struct{}{}:
+			p.enter(best)
+			return best
+		default:
+		}
+	}
+	for i := 0; i < n; i++ {
+		o := p.origins[(start+i)%n]
+		if !o.healthy.Load() {
+			continue
+		}
+		select {
+		case o.slots <- struct{}{}:
+			p.enter(o)
+			return o
+		default:
+		}
+	}
+	return nil
+}
+
+// pick returns the healthy origin with fewer in-flight requests of two
+// chosen round-robin (power of two choices), or nil.
+func (p *Pool) pick() *Origin {
+	n := len(p.origins)
+	i := int(p.next.Add(1) % uint64(n))
+	a, b := p.origins[i], p.origins[(i+1)%n]
+	switch {
+	case a.healthy.Load() && b.healthy.Load():
+		if b.inflight.Load() < a.inflight.Load() {
+			return b
+		}
+		return a
+	case a.healthy.Load():
+		return a
+	case b.healthy.Load():
+		return b
+	}
+	for _, o := range p.origins {
+		if o.healthy.Load() {
+			return o
+		}
+	}
+	return nil
+}
+
+func (p *Pool) anyHealthy() bool {
+	for _, o := range p.origins {
+		if o.healthy.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Pool) enter(o *Origin) {
+	n := o.inflight.Add(1)
+	for {
+		peak := p.peak.Load()
+		if n <= peak || p.peak.CompareAndSwap(peak, n) {
+			return
+		}
+	}
+}
+
+// Release frees o's slot.
+func (p *Pool) Release(o *Origin) {
+	o.inflight.Add(-1)
+	<-o.slots
+}
+
+// Close stops health checks and closes idle origin connections.
+func (p *Pool) Close() {
+	if p.stop != nil {
+		p.stop()
+	}
+	p.wg.Wait()
+	p.transport.CloseIdleConnections()
+}

@@ -1,0 +1,127 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/filter"
+)
+
+// ClientHeader is the inbound header the edge sets (always overwriting any
+// client-supplied value) to the resolved client address; the proxy copies it
+// into X-Forwarded-For and X-Real-IP on the way to the origin. Client-sent
+// X-Forwarded-*, Forwarded and X-Real-IP values never reach the origin
+// (case F03).
+const ClientHeader = "X-Real-Ip"
+
+// RequestIDHeader carries the shield's request id to the origin and client.
+const RequestIDHeader = "X-Request-Id"
+
+// ErrorClassifier maps a proxying error to the verdict the client gets;
+// the edge supplies one that knows its body-limit and slow-body errors.
+// It returns ok=false for errors it does not know.
+type ErrorClassifier func(err error) (v filter.Verdict, ok bool)
+
+// reverseProxy returns the reverse proxy for one origin, built on httputil.ReverseProxy (Rewrite mode, so hop-by-hop and
+// Connection-nominated headers are removed per RFC 9110 §7.6.1 and inbound
+// forwarding headers are dropped), which:
+//   - keeps the client's Host and sets X-Forwarded-For / X-Real-IP from
+//     ClientHeader, X-Forwarded-Host, X-Forwarded-Proto;
+//   - never forwards request trailers (they arrive after every decision was
+//     taken; case F19), while response trailers pass;
+//   - flushes streaming responses (SSE, chunked) as they arrive (F20);
+//   - reports transport failures to the pool (passive ejection) and answers
+//     502/504, or what classify says for client-side errors.
+func (p *Pool) reverseProxy(o *Origin, classify ErrorClassifier) http.Handler {
+	errLog := p.log
+	{
+		target := o.URL
+		return &httputil.ReverseProxy{
+			Transport:  p.transport,
+			BufferPool: bufferPool{},
+			ErrorLog:   log.New(discard{}, "", 0),
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(target)
+				pr.Out.Host = pr.In.Host
+				h := pr.Out.Header
+				if c := pr.In.Header[ClientHeader]; len(c) == 1 {
+					h["X-Forwarded-For"] = c
+				}
+				h["X-Forwarded-Host"] = []string{pr.In.Host}
+				if pr.In.TLS != nil {
+					h["X-Forwarded-Proto"] = protoHTTPS
+				} else {
+					h["X-Forwarded-Proto"] = protoHTTP
+				}
+				pr.Out.Trailer = nil
+			},
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				id := r.Header.Get(RequestIDHeader)
+				if classify != nil {
+					if v, ok := classify(err); ok {
+						filter.WriteVerdict(w, r, id, v)
+						return
+					}
+				}
+				if r.Context().Err() != nil {
+					// The client went away (or reset the stream): nobody
+					// to answer, and not the origin's fault.
+					return
+				}
+				p.Report(o, false)
+				v := filter.Verdict{Action: filter.Shed, Status: http.StatusBadGateway, RetryAfter: 2 * time.Second, Reason: "the site could not be reached, please retry shortly", Rule: "origin"}
+				if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+					v.Status = http.StatusGatewayTimeout
+				}
+				errLog.Warn("origin error", "site", p.cfg.Site, "origin", o.Key, "request_id", id, "err", err)
+				filter.WriteVerdict(w, r, id, v)
+			},
+		}
+	}
+}
+
+var (
+	protoHTTP  = []string{"http"}
+	protoHTTPS = []string{"https"}
+)
+
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
+}
+
+// ServeHTTP proxies r to an origin of the pool, or answers 503 with
+// Retry-After when none is free within the queue timeout and 502 when all
+// are ejected.
+func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	o, err := p.Acquire(r.Context())
+	if err != nil {
+		id := r.Header.Get(RequestIDHeader)
+		switch {
+		case errors.Is(err, ErrNoOrigin):
+			filter.WriteVerdict(w, r, id, filter.Verdict{Action: filter.Shed, Status: http.StatusBadGateway, RetryAfter: 5 * time.Second, Reason: "the site is temporarily unavailable, please retry shortly", Rule: "origin"})
+		case errors.Is(err, ErrSaturated):
+			filter.WriteVerdict(w, r, id, filter.Verdict{Action: filter.Shed, RetryAfter: time.Second, Reason: "the site is very busy, please retry in a moment", Rule: "origin-concurrency"})
+		}
+		return
+	}
+	defer p.Release(o)
+	o.proxy.ServeHTTP(w, r)
+}
+
+// bufferPool recycles 32 KiB copy buffers (httputil.BufferPool).
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
