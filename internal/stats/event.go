@@ -44,8 +44,13 @@ type Request struct {
 	// OriginError reports a transport error or 5xx from the origin.
 	OriginError bool
 	// Verdict is the filter chain's action code (0 = passed to origin); see
-	// package filter for the values.
+	// package filter for the values. Codes ≥ NumVerdicts-1 are counted
+	// together in the last slot.
 	Verdict uint8
+	// SampleRate is the number of requests this record stands for when the
+	// input is sampled; 0 and 1 both mean "unsampled" (live requests are
+	// never sampled, so the zero value is right for them).
+	SampleRate uint32
 }
 
 // Packet is one network packet (or one sampled flow record scaled by its
@@ -69,6 +74,37 @@ type Packet struct {
 	// Fragment reports an IP fragment (non-first fragment or MF set).
 	Fragment bool
 	// SampleRate is the number of packets this record stands for (1 for a
-	// full capture; the sampling rate for sFlow/NetFlow). Never 0.
+	// full capture; the sampling rate for sFlow/NetFlow). Must not be 0: a 0
+	// is counted as 1 and reported in Snapshot.ZeroSampleRate so that a
+	// decoder that lost the rate is visible instead of silently under-counting.
 	SampleRate uint32
+}
+
+// SlowKind names a slow-connection attack pattern reported by the listener.
+type SlowKind uint8
+
+// Slow-connection kinds.
+const (
+	// Slowloris: request headers trickled so the header deadline expired.
+	Slowloris SlowKind = iota
+	// SlowPost: a request body trickled below the minimum rate (R.U.D.Y.).
+	SlowPost
+	// SlowRead: the client read the response below the minimum rate (small
+	// TCP window).
+	SlowRead
+	// NumSlowKinds is the number of SlowKind values.
+	NumSlowKinds
+)
+
+// String returns the vector name: "slowloris", "slow_post" or "slow_read".
+func (k SlowKind) String() string {
+	switch k {
+	case Slowloris:
+		return "slowloris"
+	case SlowPost:
+		return "slow_post"
+	case SlowRead:
+		return "slow_read"
+	}
+	return "slow_unknown"
 }

@@ -1,0 +1,152 @@
+package detect
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/incident"
+	"github.com/portcullis/portcullis/internal/stats"
+)
+
+// GeoFunc attributes an address to a country (ISO 3166-1 alpha-2, "" when
+// unknown) and an origin AS number (0 when unknown). Used for packet-level
+// incidents, whose records carry no attribution.
+type GeoFunc func(netip.Addr) (country string, asn uint32)
+
+// attribution accumulates an incident's figures from the ticks since the
+// first suspicious one. Memory is bounded by the space-saving summaries.
+type attribution struct {
+	requests, packets uint64
+	peakRPS, peakPPS  float64
+	peakBPS           float64
+	sources           *stats.HLL
+	countries         *stats.TopK[string]
+	asns              *stats.TopK[string]
+	prefixes          *stats.TopK[string]
+	paths             *stats.TopK[string]
+	uas               *stats.TopK[string]
+}
+
+func newAttribution(topN int) *attribution {
+	k := 4 * topN
+	return &attribution{
+		countries: stats.NewTopK[string](k),
+		asns:      stats.NewTopK[string](k),
+		prefixes:  stats.NewTopK[string](k),
+		paths:     stats.NewTopK[string](k),
+		uas:       stats.NewTopK[string](k),
+	}
+}
+
+func (a *attribution) addHLL(h *stats.HLL) {
+	if h == nil {
+		return
+	}
+	if a.sources == nil {
+		a.sources = h.Clone()
+		return
+	}
+	if a.sources.Merge(h) != nil {
+		a.sources = h.Clone() // precision changed: restart rather than mix
+	}
+}
+
+func asnKey(asn uint32) string {
+	if asn == 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("AS%d", asn)
+}
+
+// addSite folds one site tick (and its window view) in.
+func (a *attribution) addSite(t *stats.SiteSnapshot, v *SiteView) {
+	a.requests += t.Requests
+	a.peakRPS = max(a.peakRPS, v.Rate(RPS))
+	a.peakBPS = max(a.peakBPS, 8*v.Rate(BytesPS))
+	a.addHLL(t.SourcesHLL)
+	for _, e := range t.TopCountries {
+		a.countries.Add(e.Key, e.Count)
+	}
+	for _, e := range t.TopASNs {
+		a.asns.Add(asnKey(e.Key), e.Count)
+	}
+	for _, e := range t.TopPrefixes {
+		a.prefixes.Add(e.Key.String(), e.Count)
+	}
+	for _, e := range t.TopPaths {
+		a.paths.Add(e.Path, e.Count)
+	}
+	for _, e := range t.TopUserAgents {
+		a.uas.Add(e.Key, e.Count)
+	}
+}
+
+// addDest folds one destination tick in. Source attribution comes from the
+// packet-level heavy hitters of the whole tick (net), which the
+// destination under attack dominates.
+func (a *attribution) addDest(d *stats.DestSnapshot, v *DestView, net *stats.NetSnapshot, geo GeoFunc) {
+	if d != nil {
+		a.packets += d.Packets
+		a.addHLL(d.SourcesHLL)
+	}
+	a.peakPPS = max(a.peakPPS, v.Rate(PPS))
+	a.peakBPS = max(a.peakBPS, v.Rate(BPS))
+	if d == nil || net == nil {
+		return
+	}
+	for _, e := range net.TopSourcePrefixes {
+		a.prefixes.Add(e.Key.String(), e.Count)
+	}
+	if geo != nil {
+		for _, e := range net.TopSources {
+			cc, asn := geo(e.Key)
+			if cc == "" {
+				cc = "unknown"
+			}
+			a.countries.Add(cc, e.Count)
+			a.asns.Add(asnKey(asn), e.Count)
+		}
+	}
+}
+
+func topCounts(t *stats.TopK[string], n int) []incident.Count {
+	out := []incident.Count{}
+	for _, e := range t.Top(nil, n) {
+		out = append(out, incident.Count{Key: e.Key, Count: e.Count})
+	}
+	return out
+}
+
+// fill copies the figures into in.
+func (a *attribution) fill(in *incident.Incident, topN int) {
+	in.Requests, in.Packets = a.requests, a.packets
+	in.PeakRPS, in.PeakPPS, in.PeakBPS = a.peakRPS, a.peakPPS, a.peakBPS
+	if a.sources != nil {
+		in.Sources = a.sources.Estimate()
+	}
+	in.TopCountries = topCounts(a.countries, topN)
+	in.TopASNs = topCounts(a.asns, topN)
+	in.TopPrefixes = topCounts(a.prefixes, topN)
+	in.TopPaths = topCounts(a.paths, topN)
+	in.TopUserAgents = topCounts(a.uas, topN)
+}
+
+// incidentID returns a unique, start-time-sortable id.
+func incidentID(start time.Time, target string, seq uint64) string {
+	h := uint32(seq*0x9e3779b1) ^ uint32(len(target))
+	for i := 0; i < len(target); i++ {
+		h = h*16777619 ^ uint32(target[i])
+	}
+	safe := make([]byte, 0, len(target))
+	for i := 0; i < len(target) && len(safe) < 40; i++ {
+		c := target[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '.':
+			safe = append(safe, c)
+		default:
+			safe = append(safe, '_')
+		}
+	}
+	return fmt.Sprintf("%s-%s-%04x", start.UTC().Format("20060102T150405Z"), safe, h&0xffff)
+}

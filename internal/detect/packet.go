@@ -1,0 +1,145 @@
+package detect
+
+import (
+	"time"
+
+	"github.com/portcullis/portcullis/internal/stats"
+)
+
+// gate returns s when cond holds, and otherwise at most 0.5 (visible as a
+// score, never firing).
+func gate(cond bool, s float64) float64 {
+	if cond {
+		return s
+	}
+	return min(s, 0.5)
+}
+
+func share(part, whole uint64) float64 {
+	if whole == 0 {
+		return 0
+	}
+	return float64(part) / float64(whole)
+}
+
+// PacketFlood is one packet-level volumetric detector (see NewPacketDetectors
+// for the vectors). Thresholds are per destination, in packets per second
+// after sampling, max(floor, Multiplier × baseline) once warm.
+type PacketFlood struct {
+	name string
+	T    *PacketThresholds
+	obs  func(d *PacketFlood, v *DestView, b *Baseline) (float64, map[string]float64)
+}
+
+// Name implements NetDetector.
+func (d *PacketFlood) Name() string { return d.name }
+
+// Observe implements NetDetector.
+func (d *PacketFlood) Observe(v *DestView, b *Baseline, _ time.Time) Signal {
+	s, ev := d.obs(d, v, b)
+	return Signal{Detector: d.name, Vector: d.name, Score: s, Evidence: ev}
+}
+
+// NewPacketDetectors returns one destination's packet detectors:
+//
+//   - syn_flood: SYNs (without ACK) above SYNPPS making at least SYNShare of
+//     inbound TCP (spoofed or not, one source or many);
+//   - ack_flood: payload-less ACKs above ACKPPS over at least MinFlows flows
+//     (one download or speed test is one flow of full-size data segments:
+//     not an attack, HANDED case F28);
+//   - rst_flood: RSTs above RSTPPS, net of answers to the destination's own
+//     SYNs (backscatter of its own connections);
+//   - tcp_reflection:synack: SYN-ACKs above SYNACKPPS net of the
+//     destination's own SYNs, from at least MinSources reflectors;
+//   - udp_flood: UDP from non-reflector ports above UDPPPS;
+//   - udp_amplification:<name>: UDP from one reflector source port (DNS 53,
+//     NTP 123, SNMP 161, … see stats.AmplificationVectors) above
+//     AmplificationPPS or AmplificationBPS, from at least MinSources;
+//   - icmp_flood: ICMP above ICMPPPS; ip_fragments: fragments above FragmentPPS.
+func NewPacketDetectors(t *PacketThresholds) []NetDetector {
+	ds := []NetDetector{
+		&PacketFlood{name: "syn_flood", T: t, obs: obsSYN},
+		&PacketFlood{name: "ack_flood", T: t, obs: obsACK},
+		&PacketFlood{name: "rst_flood", T: t, obs: obsRST},
+		&PacketFlood{name: "tcp_reflection:synack", T: t, obs: obsSYNACK},
+		&PacketFlood{name: "udp_flood", T: t, obs: obsUDP},
+		&PacketFlood{name: "icmp_flood", T: t, obs: obsICMP},
+		&PacketFlood{name: "ip_fragments", T: t, obs: obsFrag},
+	}
+	for i, av := range stats.AmplificationVectors() {
+		ds = append(ds, &PacketFlood{name: "udp_amplification:" + av.Name, T: t, obs: obsAmp(i)})
+	}
+	return ds
+}
+
+func obsSYN(d *PacketFlood, v *DestView, b *Baseline) (float64, map[string]float64) {
+	rate := v.Rate(SYNPPS)
+	thr := b.Threshold(SYNPPS, d.T.SYNPPS, d.T.Multiplier)
+	sh := share(v.Sum.SYN, v.Sum.TCP.Packets)
+	return gate(sh >= d.T.SYNShare, score(rate, thr)),
+		map[string]float64{"syn_pps": rate, "threshold_pps": thr, "syn_share": sh, "sources": float64(v.WindowSources)}
+}
+
+func obsACK(d *PacketFlood, v *DestView, b *Baseline) (float64, map[string]float64) {
+	rate := v.Rate(ACKPPS)
+	thr := b.Threshold(ACKPPS, d.T.ACKPPS, d.T.Multiplier)
+	flows := float64(v.Sum.Flows)
+	return gate(flows >= d.T.MinFlows, score(rate, thr)),
+		map[string]float64{"ack_pps": rate, "threshold_pps": thr, "flows": flows}
+}
+
+// net returns a - b, floored at 0.
+func netOf(a, b uint64) uint64 {
+	if a > b {
+		return a - b
+	}
+	return 0
+}
+
+func obsRST(d *PacketFlood, v *DestView, b *Baseline) (float64, map[string]float64) {
+	rate := perSecond(float64(netOf(v.Sum.RST, v.Sum.SentSYN)), v.Window)
+	thr := b.Threshold(RSTPPS, d.T.RSTPPS, d.T.Multiplier)
+	return score(rate, thr), map[string]float64{"rst_pps": rate, "threshold_pps": thr}
+}
+
+func obsSYNACK(d *PacketFlood, v *DestView, b *Baseline) (float64, map[string]float64) {
+	rate := perSecond(float64(netOf(v.Sum.SYNACK, v.Sum.SentSYN)), v.Window)
+	thr := b.Threshold(SYNACKPPS, d.T.SYNACKPPS, d.T.Multiplier)
+	src := float64(v.WindowSources)
+	return gate(src >= d.T.MinSources, score(rate, thr)),
+		map[string]float64{"synack_pps": rate, "threshold_pps": thr, "sources": src}
+}
+
+func obsUDP(d *PacketFlood, v *DestView, b *Baseline) (float64, map[string]float64) {
+	rate := perSecond(float64(v.Sum.UDPOther.Packets), v.Window)
+	thr := b.Threshold(UDPPPS, d.T.UDPPPS, d.T.Multiplier)
+	return score(rate, thr), map[string]float64{"udp_pps": rate, "threshold_pps": thr}
+}
+
+func obsICMP(d *PacketFlood, v *DestView, b *Baseline) (float64, map[string]float64) {
+	rate := v.Rate(ICMPPPS)
+	thr := b.Threshold(ICMPPPS, d.T.ICMPPPS, d.T.Multiplier)
+	return score(rate, thr), map[string]float64{"icmp_pps": rate, "threshold_pps": thr}
+}
+
+func obsFrag(d *PacketFlood, v *DestView, b *Baseline) (float64, map[string]float64) {
+	rate := v.Rate(FragPPS)
+	thr := b.Threshold(FragPPS, d.T.FragmentPPS, d.T.Multiplier)
+	return score(rate, thr), map[string]float64{"fragment_pps": rate, "threshold_pps": thr}
+}
+
+func obsAmp(i int) func(d *PacketFlood, v *DestView, b *Baseline) (float64, map[string]float64) {
+	return func(d *PacketFlood, v *DestView, b *Baseline) (float64, map[string]float64) {
+		t := v.Sum.Amplification[i]
+		if t.Packets == 0 {
+			return 0, nil
+		}
+		pps := perSecond(float64(t.Packets), v.Window)
+		bps := 8 * perSecond(float64(t.Bytes), v.Window)
+		thr := b.Threshold(UDPPPS, d.T.AmplificationPPS, d.T.Multiplier)
+		s := max(score(pps, thr), score(bps, d.T.AmplificationBPS))
+		src := float64(v.WindowSources)
+		return gate(src >= d.T.MinSources, s),
+			map[string]float64{"pps": pps, "bps": bps, "threshold_pps": thr, "sources": src}
+	}
+}

@@ -1,0 +1,229 @@
+package detect
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/stats"
+)
+
+// tickSpan is one tick's bounds.
+type tickSpan struct{ start, end int64 }
+
+// siteWindow keeps a site's last ticks and derives its SiteView.
+type siteWindow struct {
+	ticks []*stats.SiteSnapshot
+	spans []tickSpan
+	n     int // ticks kept (≤ len(ticks))
+	pos   int
+	union *stats.HLL
+}
+
+func newSiteWindow(ticks int) *siteWindow {
+	return &siteWindow{ticks: make([]*stats.SiteSnapshot, ticks), spans: make([]tickSpan, ticks)}
+}
+
+// push adds a tick and fills v from the window.
+func (w *siteWindow) push(s *stats.SiteSnapshot, span tickSpan, v *SiteView) {
+	w.ticks[w.pos] = s
+	w.spans[w.pos] = span
+	w.pos = (w.pos + 1) % len(w.ticks)
+	w.n = min(w.n+1, len(w.ticks))
+
+	*v = SiteView{Tick: s, Routes: v.Routes}
+	clear(v.Routes)
+	var first, last int64
+	var bytes, slow, h2, conns, origin, originErr float64
+	var lat stats.LatencyHistogram
+	addrs := map[netip.Addr]uint64{}
+	pfx := map[netip.Prefix]uint64{}
+	if w.union != nil {
+		w.union.Reset()
+	}
+	var routeSrc = map[string]uint64{}
+	var queries float64
+	for i := 0; i < w.n; i++ {
+		t := w.ticks[i]
+		sp := w.spans[i]
+		if first == 0 || sp.start < first {
+			first = sp.start
+		}
+		last = max(last, sp.end)
+		v.Requests += float64(t.Requests)
+		bytes += float64(t.Bytes)
+		v.WithReferer += float64(t.WithReferer)
+		v.Assets += float64(t.Assets)
+		v.Pages += float64(t.Pages)
+		for k, n := range t.UserAgentClasses {
+			v.UAClasses[k] += float64(n)
+		}
+		for k, n := range t.Slow {
+			slow += float64(n)
+			v.Slow[k] += float64(n)
+		}
+		h2 += float64(t.H2Resets)
+		conns += float64(t.ConnNew)
+		origin += float64(t.OriginRequests)
+		originErr += float64(t.OriginErrors)
+		lat.Merge(&t.Latency)
+		queries += float64(t.DistinctQueries)
+		for _, e := range t.TopAddrs {
+			addrs[e.Key] += e.Count
+		}
+		for _, e := range t.TopPrefixes {
+			pfx[e.Key] += e.Count
+		}
+		if t.SourcesHLL != nil {
+			if w.union == nil {
+				w.union = t.SourcesHLL.Clone()
+			} else {
+				_ = w.union.Merge(t.SourcesHLL) // same precision: one accountant
+			}
+		}
+		for _, r := range t.Routes {
+			if v.Routes == nil {
+				v.Routes = map[string]RouteRates{}
+			}
+			rr := v.Routes[r.Name]
+			rr.Requests += float64(r.Requests)
+			rr.AuthFailures += float64(r.AuthFailures)
+			if t == s {
+				routeSrc[r.Name] = r.Sources
+			}
+			v.Routes[r.Name] = rr
+		}
+	}
+	d := time.Duration(last - first)
+	v.Window = d
+	v.TickDuration = time.Duration(span.end - span.start)
+	for name, rr := range v.Routes {
+		rr.RPS = perSecond(rr.Requests, d)
+		rr.AuthFailureRPS = perSecond(rr.AuthFailures, d)
+		rr.Sources = routeSrc[name]
+		v.Routes[name] = rr
+	}
+	r := &v.Rates
+	r[RPS] = perSecond(v.Requests, d)
+	r[BytesPS] = perSecond(bytes, d)
+	if w.union != nil {
+		r[Sources] = float64(w.union.Estimate())
+	}
+	r[NewConnPS] = perSecond(conns, d)
+	r[SlowPS] = perSecond(slow, d)
+	r[H2ResetPS] = perSecond(h2, d)
+	r[OriginP99] = lat.Quantile(0.99).Seconds()
+	if origin > 0 {
+		r[OriginErrRatio] = originErr / origin
+	}
+	r[DistinctQueries] = queries
+	v.TopAddrs = mergeTop(addrs)
+	v.TopPrefixes = mergeTop(pfx)
+}
+
+func mergeTop[K comparable](m map[K]uint64) []stats.Counted[K] {
+	out := make([]stats.Counted[K], 0, len(m))
+	for k, n := range m {
+		out = append(out, stats.Counted[K]{Key: k, Count: n})
+	}
+	slices.SortFunc(out, func(a, b stats.Counted[K]) int { return cmp.Compare(b.Count, a.Count) })
+	return out
+}
+
+// destWindow keeps one destination's last ticks.
+type destWindow struct {
+	ticks []stats.DestSnapshot
+	spans []tickSpan
+	n     int
+	pos   int
+	union *stats.HLL
+	zero  stats.DestSnapshot
+}
+
+func newDestWindow(ticks int) *destWindow {
+	return &destWindow{ticks: make([]stats.DestSnapshot, ticks), spans: make([]tickSpan, ticks)}
+}
+
+// push adds a tick (d nil: the destination was silent) and fills v.
+func (w *destWindow) push(dst netip.Addr, d *stats.DestSnapshot, span tickSpan, v *DestView) {
+	if d == nil {
+		w.zero = stats.DestSnapshot{Dst: dst}
+		d = &w.zero
+	}
+	w.ticks[w.pos] = *d
+	w.spans[w.pos] = span
+	w.pos = (w.pos + 1) % len(w.ticks)
+	w.n = min(w.n+1, len(w.ticks))
+
+	*v = DestView{Dst: dst, Tick: d}
+	var first, last int64
+	if w.union != nil {
+		w.union.Reset()
+	}
+	s := &v.Sum
+	for i := 0; i < w.n; i++ {
+		t := &w.ticks[i]
+		sp := w.spans[i]
+		if first == 0 || sp.start < first {
+			first = sp.start
+		}
+		last = max(last, sp.end)
+		addTraffic(&s.Traffic, t.Traffic)
+		addTraffic(&s.TCP, t.TCP)
+		addTraffic(&s.UDP, t.UDP)
+		addTraffic(&s.ICMP, t.ICMP)
+		addTraffic(&s.Other, t.Other)
+		addTraffic(&s.Fragments, t.Fragments)
+		addTraffic(&s.UDPOther, t.UDPOther)
+		for k := range t.Amplification {
+			addTraffic(&s.Amplification[k], t.Amplification[k])
+		}
+		s.SYN += t.SYN
+		s.SYNACK += t.SYNACK
+		s.ACK += t.ACK
+		s.ACKData += t.ACKData
+		s.RST += t.RST
+		s.FIN += t.FIN
+		s.SentSYN += t.SentSYN
+		s.Sources = max(s.Sources, t.Sources)
+		s.Flows = max(s.Flows, t.Flows)
+		if t.SourcesHLL != nil {
+			if w.union == nil {
+				w.union = t.SourcesHLL.Clone()
+			} else {
+				_ = w.union.Merge(t.SourcesHLL)
+			}
+		}
+	}
+	if w.union != nil {
+		v.WindowSources = w.union.Estimate()
+	}
+	dur := time.Duration(last - first)
+	v.Window = dur
+	r := &v.Rates
+	r[PPS] = perSecond(float64(s.Packets), dur)
+	r[BPS] = 8 * perSecond(float64(s.Bytes), dur)
+	r[SYNPPS] = perSecond(float64(s.SYN), dur)
+	r[ACKPPS] = perSecond(float64(s.ACK), dur)
+	r[RSTPPS] = perSecond(float64(s.RST), dur)
+	r[SYNACKPPS] = perSecond(float64(s.SYNACK), dur)
+	r[UDPPPS] = perSecond(float64(s.UDP.Packets), dur)
+	r[ICMPPPS] = perSecond(float64(s.ICMP.Packets), dur)
+	r[FragPPS] = perSecond(float64(s.Fragments.Packets), dur)
+}
+
+// silent reports whether the whole window is empty.
+func (w *destWindow) silent() bool {
+	for i := 0; i < w.n; i++ {
+		if w.ticks[i].Packets > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func addTraffic(dst *stats.Traffic, t stats.Traffic) {
+	dst.Packets += t.Packets
+	dst.Bytes += t.Bytes
+}

@@ -1,0 +1,212 @@
+package stats
+
+import (
+	"net/netip"
+	"slices"
+)
+
+// pktRecord is a Packet as it travels through the ring.
+type pktRecord struct {
+	time             int64
+	src, dst         netip.Addr
+	length           uint32
+	weight           uint32
+	srcPort, dstPort uint16
+	proto            uint8
+	flags            uint8
+	frag             bool
+}
+
+// TCP flag bits as in Packet.TCPFlags.
+const (
+	tcpFIN = 0x01
+	tcpSYN = 0x02
+	tcpRST = 0x04
+	tcpPSH = 0x08
+	tcpACK = 0x10
+)
+
+// destAcc accumulates one destination address.
+type destAcc struct {
+	d       DestSnapshot // counters only; HLL fields unused here
+	sources *HLL
+	flows   *HLL
+}
+
+// netAcc is the drain-side packet accumulator of the current tick.
+type netAcc struct {
+	tot                                 Traffic // sketch-side total (exact total is atomic)
+	tcp, udp, icmp, other, fragments    Traffic
+	syn, synack, ack, ackData, rst, fin uint64
+	sources                             *HLL
+	topSrc                              *TopK[netip.Addr]
+	topPfx                              *TopK[netip.Prefix]
+	idx                                 map[netip.Addr]int32
+	dests                               []destAcc // preallocated, len = MaxDestinations
+	used                                int
+	otherDst                            Traffic
+}
+
+func newNetAcc(c *Config) *netAcc {
+	n := &netAcc{
+		sources: NewHLL(c.SourcePrecision),
+		topSrc:  NewTopK[netip.Addr](c.TopK),
+		topPfx:  NewTopK[netip.Prefix](c.TopK),
+		idx:     make(map[netip.Addr]int32, c.MaxDestinations),
+		dests:   make([]destAcc, c.MaxDestinations),
+	}
+	for i := range n.dests {
+		n.dests[i].sources = NewHLL(c.DestPrecision)
+		n.dests[i].flows = NewHLL(8)
+	}
+	return n
+}
+
+func (n *netAcc) add(p *pktRecord) {
+	w := uint64(p.weight)
+	b := uint64(p.length) * w
+	n.tot.add(w, b)
+	sh := HashAddr(p.src)
+	n.sources.AddHash(sh)
+	n.topSrc.Add(p.src, w)
+	n.topPfx.Add(DefaultPrefix(p.src), w)
+
+	var d *destAcc
+	if i, ok := n.idx[p.dst]; ok {
+		d = &n.dests[i]
+	} else if n.used < len(n.dests) {
+		d = &n.dests[n.used]
+		d.d = DestSnapshot{Dst: p.dst}
+		d.sources.Reset()
+		d.flows.Reset()
+		n.idx[p.dst] = int32(n.used)
+		n.used++
+	} else {
+		n.otherDst.add(w, b)
+	}
+	if d != nil {
+		d.d.Traffic.add(w, b)
+		d.sources.AddHash(sh)
+		d.flows.AddHash(mix64(sh ^ uint64(p.srcPort)<<24 ^ uint64(p.dstPort)<<8 ^ uint64(p.proto)))
+	}
+
+	if p.frag {
+		n.fragments.add(w, b)
+		if d != nil {
+			d.d.Fragments.add(w, b)
+		}
+	}
+	switch p.proto {
+	case 6:
+		n.tcp.add(w, b)
+		f := p.flags
+		var cls *uint64
+		var dcls *uint64
+		switch {
+		case f&tcpRST != 0:
+			cls = &n.rst
+			if d != nil {
+				dcls = &d.d.RST
+			}
+		case f&tcpSYN != 0 && f&tcpACK != 0:
+			cls = &n.synack
+			if d != nil {
+				dcls = &d.d.SYNACK
+			}
+		case f&tcpSYN != 0:
+			cls = &n.syn
+			if d != nil {
+				dcls = &d.d.SYN
+			}
+			if i, ok := n.idx[p.src]; ok {
+				n.dests[i].d.SentSYN += w
+			}
+		case f&tcpFIN != 0:
+			cls = &n.fin
+			if d != nil {
+				dcls = &d.d.FIN
+			}
+		case f&tcpACK != 0 && p.length <= SmallPacketBytes:
+			cls = &n.ack
+			if d != nil {
+				dcls = &d.d.ACK
+			}
+		case f&tcpACK != 0:
+			cls = &n.ackData
+			if d != nil {
+				dcls = &d.d.ACKData
+			}
+		}
+		if cls != nil {
+			*cls += w
+		}
+		if dcls != nil {
+			*dcls += w
+		}
+		if d != nil {
+			d.d.TCP.add(w, b)
+		}
+	case 17:
+		n.udp.add(w, b)
+		if d != nil {
+			d.d.UDP.add(w, b)
+			if i := amplificationIndex(p.srcPort); i >= 0 {
+				d.d.Amplification[i].add(w, b)
+			} else {
+				d.d.UDPOther.add(w, b)
+			}
+		}
+	case 1, 58:
+		n.icmp.add(w, b)
+		if d != nil {
+			d.d.ICMP.add(w, b)
+		}
+	default:
+		n.other.add(w, b)
+		if d != nil {
+			d.d.Other.add(w, b)
+		}
+	}
+}
+
+// snapshot fills out (except Total) and resets the accumulator.
+func (n *netAcc) snapshot(out *NetSnapshot, topN int) {
+	out.TCP, out.UDP, out.ICMP, out.Other, out.Fragments = n.tcp, n.udp, n.icmp, n.other, n.fragments
+	out.SYN, out.SYNACK, out.ACK, out.ACKData, out.RST, out.FIN = n.syn, n.synack, n.ack, n.ackData, n.rst, n.fin
+	out.Sources = n.sources.Estimate()
+	out.SourcesHLL = n.sources.Clone()
+	out.TopSources = n.topSrc.Top(nil, topN)
+	out.TopSourcePrefixes = n.topPfx.Top(nil, topN)
+	out.OtherDestinations = n.otherDst
+	if n.used > 0 {
+		out.Dests = make([]DestSnapshot, n.used)
+		for i := range n.used {
+			d := &n.dests[i]
+			out.Dests[i] = d.d
+			out.Dests[i].Sources = d.sources.Estimate()
+			out.Dests[i].SourcesHLL = d.sources.Clone()
+			out.Dests[i].Flows = d.flows.Estimate()
+		}
+		slices.SortStableFunc(out.Dests, func(a, b DestSnapshot) int {
+			if a.Packets != b.Packets {
+				if a.Packets > b.Packets {
+					return -1
+				}
+				return 1
+			}
+			return a.Dst.Compare(b.Dst)
+		})
+	}
+	n.reset()
+}
+
+func (n *netAcc) reset() {
+	*n = netAcc{
+		sources: n.sources, topSrc: n.topSrc, topPfx: n.topPfx,
+		idx: n.idx, dests: n.dests,
+	}
+	n.sources.Reset()
+	n.topSrc.Reset()
+	n.topPfx.Reset()
+	clear(n.idx)
+}
