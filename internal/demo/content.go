@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"strconv"
 	"strings"
 	"time"
 )
@@ -108,8 +109,13 @@ func newContent(party string) *content {
 	return c
 }
 
-// newsByID returns the article with id, or false.
-func (c *content) newsByID(id int) (NewsItem, bool) {
+// newsByID returns the article whose canonical decimal id is raw (so "06"
+// and "+6" are not aliases of "6"), or false.
+func (c *content) newsByID(raw string) (NewsItem, bool) {
+	id, err := strconv.Atoi(raw)
+	if err != nil || strconv.Itoa(id) != raw {
+		return NewsItem{}, false
+	}
 	for _, n := range c.news {
 		if n.ID == id {
 			return n, true

@@ -184,9 +184,8 @@ func (s *Site) apiNews(w http.ResponseWriter, _ *http.Request) {
 
 // apiNewsItem answers GET /api/v1/news/{id} with one NewsItem, or 404.
 func (s *Site) apiNewsItem(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.Atoi(r.PathValue("id"))
-	n, ok := s.content.newsByID(id)
-	if err != nil || !ok {
+	n, ok := s.content.newsByID(r.PathValue("id"))
+	if !ok {
 		writeJSONError(w, http.StatusNotFound, "no such news item")
 		return
 	}

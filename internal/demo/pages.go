@@ -39,9 +39,8 @@ func (s *Site) events(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Site) news(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.Atoi(r.PathValue("id"))
-	n, ok := s.content.newsByID(id)
-	if err != nil || !ok {
+	n, ok := s.content.newsByID(r.PathValue("id"))
+	if !ok {
 		s.notFound(w, r)
 		return
 	}

@@ -12,11 +12,12 @@ import (
 	"time"
 )
 
-// The one demo account. The member id is what MemberHeader carries.
+// The one demo account: POST /login with username DemoUser and password
+// DemoPassword signs in member DemoMemberID, the value MemberHeader carries.
 const (
-	demoUser     = "demo"
-	demoPassword = "demo"
-	demoMemberID = "M-0001"
+	DemoUser     = "demo"
+	DemoPassword = "demo"
+	DemoMemberID = "M-0001"
 )
 
 // signSession returns the value of a SessionCookie for member, valid until
@@ -104,8 +105,8 @@ func (s *Site) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, pass := r.PostForm.Get("username"), r.PostForm.Get("password")
-	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(demoUser))
-	passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(demoPassword))
+	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(DemoUser))
+	passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(DemoPassword))
 	if userOK&passOK != 1 {
 		s.log.Info("demo: login failed")
 		s.render(w, r, http.StatusUnauthorized, "login", "account", "Member login", loginData{Username: user, Failed: true})
@@ -114,16 +115,16 @@ func (s *Site) login(w http.ResponseWriter, r *http.Request) {
 	now := s.opts.Now()
 	http.SetCookie(w, &http.Cookie{
 		Name:     SessionCookie,
-		Value:    s.signSession(demoMemberID, now.Add(s.opts.SessionTTL)),
+		Value:    s.signSession(DemoMemberID, now.Add(s.opts.SessionTTL)),
 		Path:     "/",
 		MaxAge:   int(s.opts.SessionTTL / time.Second),
 		HttpOnly: true,
 		Secure:   secure(r),
 		SameSite: http.SameSiteLaxMode,
 	})
-	w.Header().Set(MemberHeader, demoMemberID)
+	w.Header().Set(MemberHeader, DemoMemberID)
 	w.Header().Set("Cache-Control", "no-store")
-	s.log.Info("demo: login", "member", demoMemberID)
+	s.log.Info("demo: login", "member", DemoMemberID)
 	http.Redirect(w, r, "/account", http.StatusSeeOther)
 }
 

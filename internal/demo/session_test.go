@@ -39,7 +39,7 @@ func TestLogin(t *testing.T) {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
 			}
 			cookie := loginCookie(t, resp)
-			if got := resp.Header.Get(MemberHeader); (got == demoMemberID) != tt.wantMember || (!tt.wantMember && got != "") {
+			if got := resp.Header.Get(MemberHeader); (got == DemoMemberID) != tt.wantMember || (!tt.wantMember && got != "") {
 				t.Errorf("%s = %q, want member %v", MemberHeader, got, tt.wantMember)
 			}
 			if !tt.wantMember {
@@ -57,10 +57,10 @@ func TestLogin(t *testing.T) {
 			}
 			// The account page now opens and names the member.
 			resp, body = do(t, c, "GET", srv.URL+"/account", nil, http.Header{"Cookie": {cookie.String()}})
-			if resp.StatusCode != 200 || resp.Header.Get(MemberHeader) != demoMemberID {
+			if resp.StatusCode != 200 || resp.Header.Get(MemberHeader) != DemoMemberID {
 				t.Fatalf("account: status %d, member %q", resp.StatusCode, resp.Header.Get(MemberHeader))
 			}
-			mustContain(t, "account", body, demoMemberID, "Sign out")
+			mustContain(t, "account", body, DemoMemberID, "Sign out")
 			if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
 				t.Errorf("member page Cache-Control %q, want no-store", cc)
 			}
@@ -84,7 +84,7 @@ func TestSessionCookie(t *testing.T) {
 	site := NewSite(Options{SessionKey: key, Now: clock, SessionTTL: time.Hour})
 	other := NewSite(Options{SessionKey: []byte("ffffffffffffffffffffffffffffffff"), Now: clock})
 	srv, c := testSite(t, Options{SessionKey: key, Now: clock, SessionTTL: time.Hour})
-	good := site.signSession(demoMemberID, now.Add(time.Hour))
+	good := site.signSession(DemoMemberID, now.Add(time.Hour))
 	payload, sig, _ := strings.Cut(good, ".")
 	tests := []struct {
 		name       string
@@ -92,8 +92,8 @@ func TestSessionCookie(t *testing.T) {
 		wantMember bool
 	}{
 		{name: "valid", value: good, wantMember: true},
-		{name: "expired", value: site.signSession(demoMemberID, now), wantMember: false},
-		{name: "signed with another key", value: other.signSession(demoMemberID, now.Add(time.Hour)), wantMember: false},
+		{name: "expired", value: site.signSession(DemoMemberID, now), wantMember: false},
+		{name: "signed with another key", value: other.signSession(DemoMemberID, now.Add(time.Hour)), wantMember: false},
 		{name: "payload swapped", value: site.signSession("M-9999", now.Add(time.Hour))[:len(payload)] + "." + sig, wantMember: false},
 		{name: "signature truncated", value: payload + "." + sig[:len(sig)-2], wantMember: false},
 		{name: "no signature", value: payload, wantMember: false},
@@ -151,13 +151,13 @@ func TestSecureCookieBehindTLS(t *testing.T) {
 func FuzzVerifySession(f *testing.F) {
 	now := time.Date(2026, 4, 1, 12, 0, 0, 0, time.UTC)
 	s := NewSite(Options{SessionKey: []byte("0123456789abcdef0123456789abcdef")})
-	good := s.signSession(demoMemberID, now.Add(time.Hour))
+	good := s.signSession(DemoMemberID, now.Add(time.Hour))
 	for _, seed := range []string{good, "", ".", "a.b", good + "x", "TS0wMDAxfDE3NzUwNTAwMDA.", strings.ToUpper(good)} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
 		id, err := s.verifySession(v, now)
-		if err == nil && (v != good || id != demoMemberID) {
+		if err == nil && (v != good || id != DemoMemberID) {
 			t.Fatalf("value %q verified as %q; only %q should", v, id, good)
 		}
 	})

@@ -26,6 +26,7 @@ func TestRoutes(t *testing.T) {
 		{name: "news item", method: "GET", path: "/news/4", status: 200, ctype: "text/html", contains: []string{"Our plan for the old fish market", "Quayside Alliance proposes"}},
 		{name: "news unknown id", method: "GET", path: "/news/99", status: 404, ctype: "text/html"},
 		{name: "news non-numeric id", method: "GET", path: "/news/abc", status: 404, ctype: "text/html"},
+		{name: "news non-canonical id", method: "GET", path: "/news/04", status: 404, ctype: "text/html"},
 		{name: "login form", method: "GET", path: "/login", status: 200, ctype: "text/html", contains: []string{`name="username"`, `name="password"`}},
 		{name: "account without session", method: "GET", path: "/account", status: 303},
 		{name: "donate form", method: "GET", path: "/donate", status: 200, ctype: "text/html", contains: []string{`name="amount"`, `name="email"`, `name="message"`}},
