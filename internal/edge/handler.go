@@ -179,6 +179,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		delete(hd, "Upgrade") // only WebSocket upgrades pass (h2c etc. never reach the origin)
 	}
 
+	// Every response carries the request id, so an operator can find the
+	// request in the logs (`explain`) whatever the verdict.
+	w.Header()[proxy.RequestIDHeader] = hd[proxy.RequestIDHeader]
+
 	fr := frPool.Get().(*filter.Request)
 	*fr = filter.Request{ID: id, Site: site.Index, Addr: res.Addr, Prefix: res.Prefix, Peer: peer, Method: r.Method, Path: r.URL.Path, HTTP: r, Now: mono}
 	defer frPool.Put(fr)
