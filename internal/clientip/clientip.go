@@ -26,17 +26,25 @@ import (
 
 // Defaults and limits of [Config].
 const (
+	// DefaultIPv4PrefixBits is the IPv4 key prefix length when unset.
 	DefaultIPv4PrefixBits = 24
+	// DefaultIPv6PrefixBits is the IPv6 key prefix length when unset: one
+	// customer LAN.
 	DefaultIPv6PrefixBits = 64
-	MinIPv4PrefixBits     = 8
-	MinIPv6PrefixBits     = 48
+	// MinIPv4PrefixBits is the shortest IPv4 key prefix accepted.
+	MinIPv4PrefixBits = 8
+	// MinIPv6PrefixBits is the shortest IPv6 key prefix accepted.
+	MinIPv6PrefixBits = 48
 )
 
 // Header names accepted in Config.Headers (matched case-insensitively).
 const (
+	// HeaderXForwardedFor is the de-facto X-Forwarded-For list header.
 	HeaderXForwardedFor = "X-Forwarded-For"
-	HeaderForwarded     = "Forwarded"
-	HeaderXRealIP       = "X-Real-Ip" // canonical form of X-Real-IP
+	// HeaderForwarded is the RFC 7239 Forwarded header.
+	HeaderForwarded = "Forwarded"
+	// HeaderXRealIP is X-Real-IP in Go's canonical header form.
+	HeaderXRealIP = "X-Real-Ip"
 )
 
 // Sentinel errors wrapped by [Config.Validate] and [New].

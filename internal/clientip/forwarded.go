@@ -194,7 +194,7 @@ func forParam(elem string) (value string, found, ok bool) {
 			i = end + 1
 		} else {
 			start := i
-			for i < len(elem) && !strings.ContainsRune(";,\" \t", rune(elem[i])) {
+			for i < len(elem) && !isValueDelim(elem[i]) {
 				i++
 			}
 			val = elem[start:i]
@@ -241,6 +241,11 @@ func unescape(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// isValueDelim reports whether c ends an unquoted parameter value.
+func isValueDelim(c byte) bool {
+	return c == ';' || c == ',' || c == '"' || c == ' ' || c == '\t'
 }
 
 // isTokenChar reports whether c is an RFC 9110 tchar.
