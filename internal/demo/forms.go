@@ -74,9 +74,21 @@ func readForm(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, url.
 	}
 }
 
-func bodySum(body []byte) string {
-	sum := sha256.Sum256(body)
-	return hex.EncodeToString(sum[:])
+// postedForm reads and parses a form body of at most limit bytes (readForm)
+// and sets BodySHA256Header to the hex SHA-256 of the bytes received. On
+// failure it has already answered (formError) and ok is false.
+func (s *Site) postedForm(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, sum string, v url.Values, ok bool) {
+	body, v, err := readForm(w, r, limit)
+	if body != nil {
+		d := sha256.Sum256(body)
+		sum = hex.EncodeToString(d[:])
+		w.Header().Set(BodySHA256Header, sum)
+	}
+	if err != nil {
+		s.formError(w, r, err)
+		return nil, "", nil, false
+	}
+	return body, sum, v, true
 }
 
 // donationForm is both the form's state and its validation errors.
@@ -103,12 +115,8 @@ func (s *Site) donateForm(w http.ResponseWriter, r *http.Request) {
 // amount and the SHA-256 of the exact body received (also in
 // BodySHA256Header).
 func (s *Site) donate(w http.ResponseWriter, r *http.Request) {
-	body, v, err := readForm(w, r, MaxDonateBytes)
-	if body != nil {
-		w.Header().Set(BodySHA256Header, bodySum(body))
-	}
-	if err != nil {
-		s.formError(w, r, err)
+	body, sum, v, ok := s.postedForm(w, r, MaxDonateBytes)
+	if !ok {
 		return
 	}
 	f := donationForm{
@@ -129,9 +137,8 @@ func (s *Site) donate(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusUnprocessableEntity, "donate", "donate", "Donate", f)
 		return
 	}
-	sum := bodySum(body)
 	s.render(w, r, http.StatusOK, "receipt", "donate", "Thank you", receiptData{
-		Reference:  "HP-" + strings.ToUpper(sum[:10]),
+		Reference:  "DON-" + strings.ToUpper(sum[:10]),
 		Amount:     fmt.Sprintf("£%d.%02d", pence/100, pence%100),
 		Name:       f.Name,
 		Message:    f.Message,
@@ -205,12 +212,8 @@ func (s *Site) volunteerForm(w http.ResponseWriter, r *http.Request) {
 // volunteer records nothing; it validates the form and thanks the sender
 // (422 with errors, 413 over 64 KiB).
 func (s *Site) volunteer(w http.ResponseWriter, r *http.Request) {
-	body, v, err := readForm(w, r, maxFormBytes)
-	if body != nil {
-		w.Header().Set(BodySHA256Header, bodySum(body))
-	}
-	if err != nil {
-		s.formError(w, r, err)
+	_, sum, v, ok := s.postedForm(w, r, maxFormBytes)
+	if !ok {
 		return
 	}
 	f := volunteerForm{
@@ -236,7 +239,7 @@ func (s *Site) volunteer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.render(w, r, http.StatusOK, "volunteer_thanks", "volunteer", "Thank you",
-		volunteerThanks{Name: f.Name, Area: f.Area, BodySHA256: bodySum(body)})
+		volunteerThanks{Name: f.Name, Area: f.Area, BodySHA256: sum})
 }
 
 func (s *Site) uploadForm(w http.ResponseWriter, r *http.Request) {

@@ -42,12 +42,12 @@ func hashBody(body io.Reader) (int64, string, error) {
 // memory and answers UploadResult as JSON; 413 (JSON error) beyond the cap,
 // 400 if the body breaks off.
 func (s *Site) upload(w http.ResponseWriter, r *http.Request) {
-	max := s.opts.MaxUploadBytes
-	if r.ContentLength > max {
-		writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", max))
+	limit := s.opts.MaxUploadBytes
+	if r.ContentLength > limit {
+		writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", limit))
 		return
 	}
-	n, sum, err := hashBody(http.MaxBytesReader(w, r.Body, max))
+	n, sum, err := hashBody(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		if tooBig, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", tooBig.Limit))
