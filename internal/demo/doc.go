@@ -14,9 +14,9 @@
 //
 // Every loop and every stream is bounded: SSE and NDJSON streams stop after at
 // most MaxLiveEvents events, WebSocket connections after Options.WSLifetime or
-// wsMaxMessages messages, bodies are capped per route, and every wait honours
+// 10,000 messages, bodies are capped per route, and every wait honours
 // the request context so a client that leaves frees its handler at once.
 //
-// All assets live in an embed.FS; the package keeps no global state, so any
+// All assets live in an embed.FS; the package keeps no mutable global state, so any
 // number of Sites can run side by side (as tests do).
 package demo
