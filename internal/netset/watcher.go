@@ -54,8 +54,9 @@ type Watcher struct {
 
 	cur atomic.Pointer[Set]
 
-	mu    sync.Mutex // serialises loads and guards infos
-	infos []os.FileInfo
+	mu     sync.Mutex    // serialises loads and guards infos and failed
+	infos  []os.FileInfo // files as last loaded
+	failed []os.FileInfo // files as stat'ed before the last failed load
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -198,19 +199,42 @@ func (w *Watcher) reload(force bool) (bool, error) {
 	return true, err
 }
 
-// changedLocked reports whether any file differs from when it was last loaded.
+// changedLocked reports whether any file differs both from when it was last
+// loaded and from when a load last failed, so that a bad file is not re-read
+// (and re-logged) on every unrelated event in its directory.
 func (w *Watcher) changedLocked() bool {
-	for i, p := range w.paths {
-		fi, err := os.Stat(p)
-		if err != nil || i >= len(w.infos) || !sameFile(fi, w.infos[i]) {
-			return true
-		}
-	}
-	return false
+	now := w.snapshot()
+	return !sameSnapshot(now, w.infos) && !sameSnapshot(now, w.failed)
 }
 
-func sameFile(a, b os.FileInfo) bool {
-	return b != nil && os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
+// snapshot stats every file; a file that cannot be stat'ed is nil.
+func (w *Watcher) snapshot() []os.FileInfo {
+	out := make([]os.FileInfo, len(w.paths))
+	for i, p := range w.paths {
+		if fi, err := os.Stat(p); err == nil {
+			out[i] = fi
+		}
+	}
+	return out
+}
+
+// sameSnapshot reports whether a and b describe the same files (device and
+// inode, size, mtime), missing files matching missing files.
+func sameSnapshot(a, b []os.FileInfo) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		switch {
+		case a[i] == nil || b[i] == nil:
+			if a[i] != b[i] {
+				return false
+			}
+		case !os.SameFile(a[i], b[i]) || a[i].Size() != b[i].Size() || !a[i].ModTime().Equal(b[i].ModTime()):
+			return false
+		}
+	}
+	return true
 }
 
 // load reads every file and, if all are usable, publishes the union as the
@@ -223,6 +247,7 @@ func (w *Watcher) load() ([]LineError, int, error) {
 		bad   []LineError
 		infos = make([]os.FileInfo, len(w.paths))
 		n     int
+		pre   = w.snapshot() // before reading: a change during the read is seen later
 	)
 	for i, p := range w.paths {
 		prefixes, fileBad, fi, err := loadFile(p)
@@ -231,13 +256,14 @@ func (w *Watcher) load() ([]LineError, int, error) {
 			w.log.Warn("bad list line", "file", le.File, "line", le.Line, "text", le.Text, "err", le.Err)
 		}
 		if err != nil {
+			w.failed = pre
 			return bad, n, err
 		}
 		infos[i] = fi
 		n += len(prefixes)
 		all = append(all, prefixes...)
 	}
-	w.infos = infos
+	w.infos, w.failed = infos, nil
 	w.cur.Store(New(all...))
 	return bad, n, nil
 }

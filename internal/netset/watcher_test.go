@@ -278,6 +278,28 @@ func TestWatcherDebounce(t *testing.T) {
 		if n := reloads.Load(); n != 2 || !w.Set().Contains(netip.MustParseAddr("10.0.0.1")) {
 			t.Fatalf("reloads = %d after watch error, want 2", n)
 		}
+
+		// A rejected file is reported once, not again on every unrelated
+		// event in its directory; a fix is picked up.
+		writeAtomic(t, path, "<html>oops</html>\n")
+		for range 2 {
+			events <- fsnotify.Event{Name: path + ".unrelated", Op: fsnotify.Create}
+			time.Sleep(time.Second)
+			synctest.Wait()
+			if n := reloads.Load(); n != 3 {
+				t.Fatalf("reloads = %d with a rejected file, want 3", n)
+			}
+		}
+		if !w.Set().Contains(netip.MustParseAddr("10.0.0.1")) {
+			t.Fatal("rejected file replaced the set")
+		}
+		writeAtomic(t, path, "10.0.0.0/8\n192.0.2.0/24\n")
+		events <- fsnotify.Event{Name: path, Op: fsnotify.Create}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := reloads.Load(); n != 4 || !w.Set().Contains(netip.MustParseAddr("192.0.2.1")) {
+			t.Fatalf("reloads = %d after fixing the file, want 4", n)
+		}
 	})
 }
 
