@@ -60,8 +60,8 @@ func (e LineError) Error() string {
 // Unwrap returns e.Err.
 func (e LineError) Unwrap() error { return e.Err }
 
-// Stats counts the lines of one list file.
-type Stats struct {
+// listStats counts the lines of one list file.
+type listStats struct {
 	// Lines is the number of lines read.
 	Lines int
 	// Entries is the number of lines that held an entry (good or bad); blank,
@@ -92,7 +92,7 @@ func ParseList(r io.Reader, name string) (prefixes []netip.Prefix, bad []LineErr
 	return prefixes, bad, err
 }
 
-func parseList(r io.Reader, name string) (prefixes []netip.Prefix, bad []LineError, st Stats, err error) {
+func parseList(r io.Reader, name string) (prefixes []netip.Prefix, bad []LineError, st listStats, err error) {
 	br := bufio.NewReaderSize(r, MaxLineBytes)
 	report := func(line int, text []byte, cause error) {
 		st.Bad++
