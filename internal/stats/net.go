@@ -39,8 +39,8 @@ type netAcc struct {
 	tcp, udp, icmp, other, fragments    Traffic
 	syn, synack, ack, ackData, rst, fin uint64
 	sources                             *HLL
-	topSrc                              *TopK[netip.Addr]
-	topPfx                              *TopK[netip.Prefix]
+	topSrc                              *TopK[addrKey]
+	topPfx                              *TopK[addrKey]
 	idx                                 map[netip.Addr]int32
 	dests                               []destAcc // preallocated, len = MaxDestinations
 	used                                int
@@ -50,8 +50,8 @@ type netAcc struct {
 func newNetAcc(c *Config) *netAcc {
 	n := &netAcc{
 		sources: NewHLL(c.SourcePrecision),
-		topSrc:  NewTopK[netip.Addr](c.TopK),
-		topPfx:  NewTopK[netip.Prefix](c.TopK),
+		topSrc:  NewTopK[addrKey](c.TopK),
+		topPfx:  NewTopK[addrKey](c.TopK),
 		idx:     make(map[netip.Addr]int32, c.MaxDestinations),
 		dests:   make([]destAcc, c.MaxDestinations),
 	}
@@ -66,10 +66,11 @@ func (n *netAcc) add(p *pktRecord) {
 	w := uint64(p.weight)
 	b := uint64(p.length) * w
 	n.tot.add(w, b)
-	sh := HashAddr(p.src)
+	hi, lo := halves(p.src)
+	sh := hash128(hi, lo)
 	n.sources.AddHash(sh)
-	n.topSrc.Add(p.src, w)
-	n.topPfx.Add(DefaultPrefix(p.src), w)
+	n.topSrc.Add(addrKey{hi: hi, lo: lo, bits: -1}, w)
+	n.topPfx.Add(keyOfDefaultPrefix(hi, lo), w)
 
 	var d *destAcc
 	if i, ok := n.idx[p.dst]; ok {
@@ -175,8 +176,8 @@ func (n *netAcc) snapshot(out *NetSnapshot, topN int) {
 	out.SYN, out.SYNACK, out.ACK, out.ACKData, out.RST, out.FIN = n.syn, n.synack, n.ack, n.ackData, n.rst, n.fin
 	out.Sources = n.sources.Estimate()
 	out.SourcesHLL = n.sources.Clone()
-	out.TopSources = n.topSrc.Top(nil, topN)
-	out.TopSourcePrefixes = n.topPfx.Top(nil, topN)
+	out.TopSources = topAddrs(n.topSrc, topN)
+	out.TopSourcePrefixes = topPrefixes(n.topPfx, topN)
 	out.OtherDestinations = n.otherDst
 	if n.used > 0 {
 		out.Dests = make([]DestSnapshot, n.used)

@@ -119,8 +119,8 @@ type siteAcc struct {
 	sources     *HLL
 	paths       *HLL
 	queries     *HLL
-	addrs       *TopK[netip.Addr]
-	prefixes    *TopK[netip.Prefix]
+	addrs       *TopK[addrKey]
+	prefixes    *TopK[addrKey]
 	asns        *TopK[uint32]
 	pathTop     *TopK[uint64]
 	pathLabels  labels
@@ -128,6 +128,7 @@ type siteAcc struct {
 	pathWithQ   []uint64
 	uaTop       *TopK[uint64]
 	uaLabels    labels
+	uaClass     []UAClass
 	routes      []routeAcc
 	scratch     []byte
 }
@@ -138,14 +139,15 @@ func newSiteAcc(c *Config, sc *SiteConfig) *siteAcc {
 		sources:    NewHLL(c.SourcePrecision),
 		paths:      NewHLL(10),
 		queries:    NewHLL(12),
-		addrs:      NewTopK[netip.Addr](c.TopK),
-		prefixes:   NewTopK[netip.Prefix](c.TopK),
+		addrs:      NewTopK[addrKey](c.TopK),
+		prefixes:   NewTopK[addrKey](c.TopK),
 		asns:       NewTopK[uint32](c.TopK),
 		pathTop:    NewTopK[uint64](c.TopPaths),
 		pathLabels: newLabels(c.TopPaths),
 		pathWithQ:  make([]uint64, c.TopPaths),
 		uaTop:      NewTopK[uint64](c.TopK),
 		uaLabels:   newLabels(c.TopK),
+		uaClass:    make([]UAClass, c.TopK),
 		scratch:    make([]byte, 0, 2*LabelBytes),
 	}
 	s.pathQueries = make([]*HLL, c.TopPaths)
@@ -165,11 +167,7 @@ func newSiteAcc(c *Config, sc *SiteConfig) *siteAcc {
 // HashAddr returns a well-mixed 64-bit hash of an address (for HLL.AddHash).
 // An IPv4 address and its IPv4-mapped IPv6 form hash alike.
 func HashAddr(a netip.Addr) uint64 {
-	b := a.Unmap().As16()
-	hi := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
-		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
-	lo := uint64(b[8])<<56 | uint64(b[9])<<48 | uint64(b[10])<<40 | uint64(b[11])<<32 |
-		uint64(b[12])<<24 | uint64(b[13])<<16 | uint64(b[14])<<8 | uint64(b[15])
+	hi, lo := halves(a)
 	return hash128(hi, lo)
 }
 
@@ -216,18 +214,20 @@ func (s *siteAcc) add(r *reqRecord) {
 		s.pages += w
 	}
 	ua := r.ua[:r.uaLen]
-	s.ua[ClassifyUserAgent(ua)] += w
 	s.methods[r.method] += w
 	s.countries[countryIndex(r.country)] += w
 
+	var ah uint64
 	if r.addr.IsValid() {
-		s.sources.AddHash(HashAddr(r.addr))
-		s.addrs.Add(r.addr, w)
-		p := r.prefix
-		if !p.IsValid() {
-			p = DefaultPrefix(r.addr)
+		hi, lo := halves(r.addr)
+		ah = hash128(hi, lo)
+		s.sources.AddHash(ah)
+		s.addrs.Add(addrKey{hi: hi, lo: lo, bits: -1}, w)
+		if r.prefix.IsValid() {
+			s.prefixes.Add(keyOfPrefix(r.prefix), w)
+		} else {
+			s.prefixes.Add(keyOfDefaultPrefix(hi, lo), w)
 		}
-		s.prefixes.Add(p, w)
 	}
 	s.asns.Add(r.asn, w)
 
@@ -246,10 +246,15 @@ func (s *siteAcc) add(r *reqRecord) {
 		s.queries.AddHash(mix64(r.queryHash ^ ph))
 	}
 
+	// User agents are classified once per monitored agent: the class is
+	// kept with its slot.
 	uh := xxhash.Sum64(ua)
-	if uslot, fresh := s.uaTop.Add(uh, w); fresh {
+	uslot, fresh := s.uaTop.Add(uh, w)
+	if fresh {
 		s.uaLabels.set(uslot, ua)
+		s.uaClass[uslot] = ClassifyUserAgent(ua)
 	}
+	s.ua[s.uaClass[uslot]] += w
 
 	for i := range s.routes {
 		ra := &s.routes[i]
@@ -265,7 +270,7 @@ func (s *siteAcc) add(r *reqRecord) {
 			ra.authFailures += w
 		}
 		if r.addr.IsValid() {
-			ra.sources.AddHash(HashAddr(r.addr))
+			ra.sources.AddHash(ah)
 		}
 	}
 }
@@ -315,8 +320,8 @@ func (s *siteAcc) snapshot(out *SiteSnapshot, topN int) {
 	if len(out.TopCountries) > topN {
 		out.TopCountries = out.TopCountries[:topN]
 	}
-	out.TopAddrs = s.addrs.Top(nil, topN)
-	out.TopPrefixes = s.prefixes.Top(nil, topN)
+	out.TopAddrs = topAddrs(s.addrs, topN)
+	out.TopPrefixes = topPrefixes(s.prefixes, topN)
 	out.TopASNs = s.asns.Top(nil, topN)
 	for _, e := range s.pathTop.Top(nil, topN) {
 		out.TopPaths = append(out.TopPaths, PathCount{

@@ -16,17 +16,17 @@ import (
 // O(k) whatever the number of distinct keys. Add is O(log k). Not safe for
 // concurrent use.
 type TopK[K comparable] struct {
-	idx  map[K]int32
-	heap []tkEntry[K]
-	cap  int
-	n    uint64 // total weight added
+	idx     map[K]int32  // key → slot
+	entries []tkEntry[K] // by slot
+	heap    []int32      // slots, min-heap on count
+	pos     []int32      // slot → index in heap
+	n       uint64       // total weight added
 }
 
 type tkEntry[K comparable] struct {
 	key   K
 	count uint64
 	err   uint64
-	slot  int32 // stable side-data index, reused by the key that evicts this one
 }
 
 // Counted is one heavy-hitter entry: a key, its estimated weight (requests
@@ -41,20 +41,23 @@ type Counted[K comparable] struct {
 
 // NewTopK returns an empty summary with k counters (k ≥ 1).
 func NewTopK[K comparable](k int) *TopK[K] {
-	if k < 1 {
-		k = 1
+	k = max(k, 1)
+	return &TopK[K]{
+		idx:     make(map[K]int32, k),
+		entries: make([]tkEntry[K], 0, k),
+		heap:    make([]int32, 0, k),
+		pos:     make([]int32, k),
 	}
-	return &TopK[K]{idx: make(map[K]int32, k), heap: make([]tkEntry[K], 0, k), cap: k}
 }
 
 // Capacity returns k.
-func (t *TopK[K]) Capacity() int { return t.cap }
+func (t *TopK[K]) Capacity() int { return cap(t.entries) }
 
 // Total returns the total weight added since the last Reset.
 func (t *TopK[K]) Total() uint64 { return t.n }
 
 // Len returns the number of keys currently monitored.
-func (t *TopK[K]) Len() int { return len(t.heap) }
+func (t *TopK[K]) Len() int { return len(t.entries) }
 
 // Add adds weight w to key k. It returns k's slot, an index in [0, k) that
 // stays k's for as long as k is monitored (callers keep per-key side data,
@@ -62,75 +65,76 @@ func (t *TopK[K]) Len() int { return len(t.heap) }
 // k has just been given the slot (its side data must be reset).
 func (t *TopK[K]) Add(k K, w uint64) (slot int32, fresh bool) {
 	t.n += w
-	if i, ok := t.idx[k]; ok {
-		i := t.incr(int(i), w)
-		return t.heap[i].slot, false
+	if s, ok := t.idx[k]; ok {
+		t.entries[s].count += w
+		t.down(int(t.pos[s]))
+		return s, false
 	}
-	i := t.insert(k, w)
-	return t.heap[i].slot, true
+	if len(t.entries) < cap(t.entries) {
+		s := int32(len(t.entries))
+		t.entries = append(t.entries, tkEntry[K]{key: k, count: w})
+		t.idx[k] = s
+		t.heap = append(t.heap, s)
+		t.pos[s] = int32(len(t.heap) - 1)
+		t.up(len(t.heap) - 1)
+		return s, true
+	}
+	// Evict the minimum (Metwally et al.: the newcomer inherits its count as
+	// the error bound).
+	s := t.heap[0]
+	e := &t.entries[s]
+	delete(t.idx, e.key)
+	e.err = e.count
+	e.count += w
+	e.key = k
+	t.idx[k] = s
+	t.down(0)
+	return s, true
 }
 
 // Reset empties the summary, keeping its memory.
 func (t *TopK[K]) Reset() {
 	clear(t.idx)
+	t.entries = t.entries[:0]
 	t.heap = t.heap[:0]
 	t.n = 0
 }
 
-func (t *TopK[K]) incr(i int, w uint64) int {
-	t.heap[i].count += w
-	return t.down(i)
-}
-
-// insert adds a key not in the summary, evicting the minimum when full.
-func (t *TopK[K]) insert(k K, w uint64) int {
-	if len(t.heap) < t.cap {
-		t.heap = append(t.heap, tkEntry[K]{key: k, count: w, slot: int32(len(t.heap))})
-		i := len(t.heap) - 1
-		t.idx[k] = int32(i)
-		return t.up(i)
-	}
-	min := &t.heap[0]
-	delete(t.idx, min.key)
-	min.err = min.count
-	min.count += w
-	min.key = k
-	t.idx[k] = 0
-	return t.down(0)
+func (t *TopK[K]) less(i, j int) bool {
+	return t.entries[t.heap[i]].count < t.entries[t.heap[j]].count
 }
 
 func (t *TopK[K]) swap(i, j int) {
 	h := t.heap
 	h[i], h[j] = h[j], h[i]
-	t.idx[h[i].key] = int32(i)
-	t.idx[h[j].key] = int32(j)
+	t.pos[h[i]] = int32(i)
+	t.pos[h[j]] = int32(j)
 }
 
-func (t *TopK[K]) up(i int) int {
+func (t *TopK[K]) up(i int) {
 	for i > 0 {
 		p := (i - 1) / 2
-		if t.heap[p].count <= t.heap[i].count {
-			break
+		if !t.less(i, p) {
+			return
 		}
 		t.swap(i, p)
 		i = p
 	}
-	return i
 }
 
-func (t *TopK[K]) down(i int) int {
+func (t *TopK[K]) down(i int) {
 	n := len(t.heap)
 	for {
 		l := 2*i + 1
 		if l >= n {
-			return i
+			return
 		}
 		m := l
-		if r := l + 1; r < n && t.heap[r].count < t.heap[l].count {
+		if r := l + 1; r < n && t.less(r, l) {
 			m = r
 		}
-		if t.heap[i].count <= t.heap[m].count {
-			return i
+		if !t.less(m, i) {
+			return
 		}
 		t.swap(i, m)
 		i = m
@@ -140,8 +144,8 @@ func (t *TopK[K]) down(i int) int {
 // Top appends to dst up to n entries, heaviest first, and returns it.
 func (t *TopK[K]) Top(dst []Counted[K], n int) []Counted[K] {
 	start := len(dst)
-	for _, e := range t.heap {
-		dst = append(dst, Counted[K]{Key: e.key, Count: e.count, Err: e.err, slot: e.slot})
+	for i, e := range t.entries {
+		dst = append(dst, Counted[K]{Key: e.key, Count: e.count, Err: e.err, slot: int32(i)})
 	}
 	sortCounted(dst[start:])
 	if len(dst)-start > n {
