@@ -161,14 +161,16 @@ func (a *App) Run(ctx context.Context) error {
 	for _, s := range servers {
 		go func() { errc <- s.Serve() }()
 	}
+	reloadCtx, stopReload := context.WithCancel(ctx)
+	defer stopReload()
+	// Watch before announcing readiness, so no change is missed.
+	fw := a.watchFile()
+	go a.watchReload(reloadCtx, fw)
+
 	a.log.Info("portcullis serving", "listeners", fmt.Sprint(addrs), "admin", fmt.Sprint(adminAddr), "sites", len(cfg.Sites))
 	if a.opts.Ready != nil {
 		a.opts.Ready(addrs, adminAddr)
 	}
-
-	reloadCtx, stopReload := context.WithCancel(ctx)
-	defer stopReload()
-	go a.watchReload(reloadCtx)
 	go a.sweep(reloadCtx)
 
 	var runErr error
@@ -262,20 +264,33 @@ func (a *App) retire(old, cur *generation) {
 	}
 }
 
-func (a *App) watchReload(ctx context.Context) {
+// watchFile watches the config file's directory (editors replace files by
+// rename); nil when there is no file or watching is impossible.
+func (a *App) watchFile() *fsnotify.Watcher {
+	if a.opts.ConfigFile == "" {
+		return nil
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		a.log.Warn("cannot watch the config file; reload with SIGHUP", "err", err)
+		return nil
+	}
+	if err := w.Add(filepath.Dir(a.opts.ConfigFile)); err != nil {
+		w.Close()
+		a.log.Warn("cannot watch the config file; reload with SIGHUP", "err", err)
+		return nil
+	}
+	return w
+}
+
+func (a *App) watchReload(ctx context.Context, fw *fsnotify.Watcher) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	var events chan fsnotify.Event
-	if a.opts.ConfigFile != "" {
-		w, err := fsnotify.NewWatcher()
-		if err == nil {
-			defer w.Close()
-			// Watch the directory: editors replace files by rename.
-			if err := w.Add(filepath.Dir(a.opts.ConfigFile)); err == nil {
-				events = w.Events
-			}
-		}
+	if fw != nil {
+		defer fw.Close()
+		events = fw.Events
 	}
 	target, _ := filepath.Abs(a.opts.ConfigFile)
 	var debounce <-chan time.Time

@@ -108,7 +108,7 @@ type RateLimit struct {
 
 // Site is one protected platform.
 type Site struct {
-	Name                 string      `yaml:"name" doc:"site id (used in metrics, incidents and the API)"`
+	Name                 string      `yaml:"name" doc:"site id (used in metrics, incidents and the API); the first unnamed site is \"default\", later ones site1, site2…"`
 	Hosts                []string    `yaml:"hosts" doc:"Host names served by this site; \"*\" matches any" default:"[\"*\"]"`
 	Origins              []string    `yaml:"origins" doc:"origin base URLs (http:// or https://), load-balanced"`
 	HealthCheck          HealthCheck `yaml:"health_check" doc:"active origin health checks"`

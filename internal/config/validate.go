@@ -64,7 +64,10 @@ func (c *Config) ApplyDefaults() {
 	for i := range c.Sites {
 		s := &c.Sites[i]
 		if s.Name == "" {
-			s.Name = fmt.Sprintf("site%d", i)
+			s.Name = "default"
+			if i > 0 {
+				s.Name = fmt.Sprintf("site%d", i)
+			}
 		}
 		if len(s.Hosts) == 0 {
 			s.Hosts = []string{"*"}
