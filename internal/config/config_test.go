@@ -58,7 +58,7 @@ func TestFullConfigValues(t *testing.T) {
 func TestBadConfigs(t *testing.T) {
 	want := map[string]string{
 		"admin_open.yaml":   "admin_open.yaml:2:12: admin.address: ",
-		"bad_cidr.yaml":     "bad_cidr.yaml:2:10: rules.deny[0]: invalid CIDR",
+		"bad_cidr.yaml":     "bad_cidr.yaml:2:10: rules.deny[0]: netset: invalid prefix \"203.0.113.0/33\"",
 		"bad_duration.yaml": "bad_duration.yaml:2:24: limits.read_header_timeout: invalid duration",
 		"bad_origin.yaml":   "bad_origin.yaml:5:9: sites[0].origins[1]: invalid origin",
 		"bad_rate.yaml":     "bad_rate.yaml:4:13: rules.rate_limits[0].rate: invalid rate",

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/portcullis/portcullis/internal/netset"
 )
 
 // Duration is a time.Duration written in YAML as a Go duration string
@@ -95,29 +97,9 @@ func (p Prefix) MarshalYAML() (any, error) { return netip.Prefix(p).String(), ni
 // P returns the netip.Prefix.
 func (p Prefix) P() netip.Prefix { return netip.Prefix(p) }
 
-// ParsePrefix parses a CIDR or bare address, unmapping IPv4-mapped IPv6 and
-// masking host bits. Errors name the bad value.
-func ParsePrefix(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("invalid CIDR %q", s)
-		}
-		a := p.Addr()
-		bits := p.Bits()
-		if a.Is4In6() && bits >= 96 {
-			a, bits = a.Unmap(), bits-96
-		}
-		return netip.PrefixFrom(a.WithZone(""), bits).Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("invalid address or CIDR %q", s)
-	}
-	a = a.Unmap().WithZone("")
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
+// ParsePrefix parses a CIDR or bare address (netset.ParsePrefix: host bits
+// masked, IPv4-mapped IPv6 unmapped). Errors name the bad value.
+func ParsePrefix(s string) (netip.Prefix, error) { return netset.ParsePrefix(s) }
 
 // RateSpec is a rate written as "COUNT/PERIOD" ("100/10s", "6000/1m",
 // "5/s"), with an optional burst set separately.

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/clientip"
 )
 
 // ConnLimits caps open connections on a listener.
@@ -116,18 +118,8 @@ func (c *limitConn) NetConn() net.Conn { return c.Conn }
 // peerAddr returns the normalised IP of a net.Addr (TCP or PROXY-protocol
 // source), invalid when it has none.
 func peerAddr(a net.Addr) netip.Addr {
-	switch v := a.(type) {
-	case *net.TCPAddr:
-		ip, _ := netip.AddrFromSlice(v.IP)
-		return ip.Unmap().WithZone("")
-	case nil:
-		return netip.Addr{}
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap().WithZone("")
+	ip, _ := clientip.PeerAddr(a)
+	return ip
 }
 
 // connInfo is per-connection state, created once in ConnContext and found
