@@ -304,3 +304,42 @@ func sha256Hex(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
 }
+
+// TestE2ERequestSmuggling sends the classic CL.TE and duplicate
+// Content-Length desync requests with a second request pipelined behind
+// them. The conflicting-CL request is refused; the CL+TE one is framed by
+// Transfer-Encoding and the connection is closed after the answer, so the
+// pipelined request is never served on it.
+func TestE2ERequestSmuggling(t *testing.T) {
+	shield, _ := startShield(t)
+	tests := []struct {
+		name, raw  string
+		wantStatus string
+	}{
+		{name: "CL.TE", raw: "POST /api/v1/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", wantStatus: "HTTP/1.1 200"},
+		{name: "duplicate CL", raw: "POST /api/v1/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd", wantStatus: "HTTP/1.1 400"},
+		{name: "obfuscated TE", raw: "POST /api/v1/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: xchunked\r\nContent-Length: 4\r\n\r\nabcd", wantStatus: "HTTP/1.1 501"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.DialTimeout("tcp", shield, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			io.WriteString(c, tc.raw+"GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n")
+			all, _ := io.ReadAll(c) // the shield must close the connection
+			s := string(all)
+			if !strings.HasPrefix(s, tc.wantStatus) {
+				t.Fatalf("first response:\n%.300s", s)
+			}
+			if n := strings.Count(s, "HTTP/1.1 "); n != 1 {
+				t.Fatalf("%d responses on one connection; the pipelined request was served:\n%s", n, s)
+			}
+			if tc.name == "CL.TE" && !strings.Contains(s, `"body_bytes":3`) {
+				t.Errorf("origin did not receive exactly the chunked body:\n%s", s)
+			}
+		})
+	}
+}

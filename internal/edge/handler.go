@@ -179,6 +179,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		delete(hd, "Upgrade") // only WebSocket upgrades pass (h2c etc. never reach the origin)
 	}
 
+	// Request smuggling: Go's parser refuses duplicate or conflicting
+	// Content-Length (400) and unknown transfer codings (501); a request with
+	// both Transfer-Encoding and Content-Length is framed by
+	// Transfer-Encoding alone with Content-Length removed (RFC 9112 §6.3), and
+	// re-framed to the origin. RFC 9112 §6.3 also requires closing the
+	// connection after such a request, so that a peer that framed it
+	// differently cannot smuggle a second request on it: every HTTP/1
+	// request with a transfer coding ends its connection.
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		w.Header().Set("Connection", "close")
+	}
 	// Every response carries the request id, so an operator can find the
 	// request in the logs (`explain`) whatever the verdict.
 	w.Header()[proxy.RequestIDHeader] = hd[proxy.RequestIDHeader]
