@@ -31,3 +31,5 @@ func v6Key(i uint64) Key {
 	}
 	return KeyFromAddr(netip.AddrFrom16(b))
 }
+
+func netipPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }

@@ -24,6 +24,10 @@ const BytesPerKey = int(unsafe.Sizeof(entry{}))
 // and the sample size eviction chooses from. 8 × 32 bytes = four cache lines.
 const ways = 8
 
+// maxKeysLimit bounds Options.MaxKeys (128 GiB of table) so bucket indexes
+// fit the 32-bit multiply-shift reduction.
+const maxKeysLimit = 1 << 32
+
 // maxDefaultShards caps the default shard count.
 const maxDefaultShards = 256
 
@@ -31,7 +35,7 @@ const maxDefaultShards = 256
 type Options struct {
 	// MaxKeys bounds the number of keys held, and so memory: MaxKeys ×
 	// BytesPerKey for a Limiter. 0 selects DefaultMaxKeys; otherwise it must be
-	// at least 8 (one bucket). The usable capacity is MaxKeys rounded down to
+	// in 8 (one bucket) .. 2^32. The usable capacity is MaxKeys rounded down to
 	// a multiple of 8 × Shards.
 	MaxKeys int
 	// Shards is the number of independently locked table shards: a power of
@@ -50,8 +54,8 @@ func (o *Options) resolve() (shards, bucketsPerShard int, err error) {
 	if o.MaxKeys == 0 {
 		o.MaxKeys = DefaultMaxKeys
 	}
-	if o.MaxKeys < ways {
-		return 0, 0, fmt.Errorf("%w: max keys %d must be at least %d", ErrInvalidOptions, o.MaxKeys, ways)
+	if o.MaxKeys < ways || o.MaxKeys > maxKeysLimit {
+		return 0, 0, fmt.Errorf("%w: max keys %d must be in %d..%d", ErrInvalidOptions, o.MaxKeys, ways, maxKeysLimit)
 	}
 	shards = o.Shards
 	switch {
@@ -77,7 +81,8 @@ type Decision struct {
 	// Allowed reports whether the request conforms and was counted.
 	Allowed bool
 	// RetryAfter is, when refused, the exact time until this key's next
-	// request would be allowed (> 0); 0 when allowed. HTTP callers should use
+	// request would be allowed: > 0 and at most one emission interval
+	// (Rate.Interval). 0 when allowed. HTTP callers should use
 	// RetryAfterSeconds for the header.
 	RetryAfter time.Duration
 	// Remaining is how many more requests the key could make at this instant.

@@ -367,6 +367,7 @@ func TestNewLimiterOptions(t *testing.T) {
 		{name: "rounded down to whole buckets", opts: Options{MaxKeys: 100, Shards: 2}, capacity: 96},
 		{name: "too small", opts: Options{MaxKeys: 7}, wantErr: true},
 		{name: "negative", opts: Options{MaxKeys: -1}, wantErr: true},
+		{name: "absurdly large", opts: Options{MaxKeys: 1<<32 + 8}, wantErr: true},
 		{name: "shards not a power of two", opts: Options{MaxKeys: 1024, Shards: 3}, wantErr: true},
 		{name: "more shards than buckets", opts: Options{MaxKeys: 64, Shards: 16}, wantErr: true},
 	}

@@ -63,7 +63,11 @@ func NewCollector(name string, l *Limiter) prometheus.Collector {
 }
 
 func (c *limiterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.keys, c.keysMax, c.decisions, c.evictions, c.swept, c.cs} {
+	describe(ch, c.keys, c.keysMax, c.decisions, c.evictions, c.swept, c.cs)
+}
+
+func describe(ch chan<- *prometheus.Desc, descs ...*prometheus.Desc) {
+	for _, d := range descs {
 		ch <- d
 	}
 }
@@ -101,9 +105,7 @@ func NewConcurrencyCollector(name string, c *Concurrency) prometheus.Collector {
 }
 
 func (c *concCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.keys, c.inUse, c.acq, c.unbalan} {
-		ch <- d
-	}
+	describe(ch, c.keys, c.inUse, c.acq, c.unbalan)
 }
 
 func (c *concCollector) Collect(ch chan<- prometheus.Metric) {
