@@ -49,8 +49,17 @@ func (p *Pool) reverseProxy(o *Origin, classify ErrorClassifier) http.Handler {
 				pr.SetURL(target)
 				pr.Out.Host = pr.In.Host
 				h := pr.Out.Header
+				// Set from the inbound request, not the outbound copy: a
+				// client that names X-Real-IP or X-Request-Id in its
+				// Connection header gets them stripped from the copy as
+				// hop-by-hop, and must not be able to remove what the
+				// shield adds (case F04).
 				if c := pr.In.Header[ClientHeader]; len(c) == 1 {
 					h["X-Forwarded-For"] = c
+					h[ClientHeader] = c
+				}
+				if id := pr.In.Header[RequestIDHeader]; len(id) == 1 {
+					h[RequestIDHeader] = id
 				}
 				h["X-Forwarded-Host"] = []string{pr.In.Host}
 				if pr.In.TLS != nil {
