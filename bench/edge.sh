@@ -1,0 +1,404 @@
+#!/usr/bin/env bash
+# bench/edge.sh — Portcullis vs nginx vs HAProxy in front of one origin, on
+# loopback, side by side in one run (issue 2, "Performance").
+#
+#   (a) clean proxied throughput and p99 latency (GET / → 1 KiB body);
+#   (b) the reject path: every request claims (X-Forwarded-For, trusted from
+#       127.0.0.1) to come from the denied source 198.51.100.7 → 403.
+#
+# Rounds alternate: each round runs every (scenario, proxy) pair once, with
+# the proxy order rotated per round; the table reports medians over rounds.
+# All three proxies run at the same time and face the same CPU contention
+# (wrk, the proxy and the origin share the machine's cores).
+#
+# Usage: bench/edge.sh [--write] [--rounds N] [--duration SECONDS]
+#                      [--conns N] [--threads N] [--origin go|nginx] [--keep]
+#   --write     replace the "## Edge: proxied throughput and reject path"
+#               section of BENCHMARKS.md with this run's result
+#   --keep      keep the temp dir (configs, logs, raw wrk output)
+# Environment: PORTCULLIS_BIN=path uses a prebuilt binary instead of building.
+#
+# Bounded: every wrk run has a duration and a hard timeout; the defaults
+# (3 rounds × 2 scenarios × 3 proxies × 10 s + 1 warm-up each) take ~3.5 min.
+set -euo pipefail
+
+ROUNDS=3 DURATION=10 CONNS=64 THREADS=2 ORIGIN_KIND=go WRITE=0 KEEP=0 WARMUP=2
+DENIED=198.51.100.7
+SECTION="## Edge: proxied throughput and reject path"
+ARGS=("$@")
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--write) WRITE=1 ;;
+	--keep) KEEP=1 ;;
+	--rounds) ROUNDS=$2; shift ;;
+	--duration) DURATION=$2; shift ;;
+	--conns) CONNS=$2; shift ;;
+	--threads) THREADS=$2; shift ;;
+	--origin) ORIGIN_KIND=$2; shift ;;
+	--warmup) WARMUP=$2; shift ;;
+	-h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+	*) echo "edge.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+case "$ORIGIN_KIND" in go | nginx) ;; *) echo "edge.sh: --origin go|nginx" >&2; exit 2 ;; esac
+budget=$((ROUNDS * 6 * (DURATION + 2) + 6 * (WARMUP + 2) + 20))
+if [ "$budget" -gt 290 ]; then
+	echo "edge.sh: ~${budget}s estimated; keep rounds×duration under the 5-minute bound" >&2
+	exit 2
+fi
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+log() { printf '[edge.sh] %s\n' "$*" >&2; }
+
+# --- tools (Debian packages; idempotent) -----------------------------------
+need=()
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+command -v wrk >/dev/null || need+=(wrk)
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+	log "installing ${need[*]}"
+	SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+	# The Debian packages may start a system nginx/haproxy; this benchmark
+	# runs its own instances on free loopback ports and does not use them.
+fi
+export PATH="$PATH:/usr/sbin:/sbin"
+
+# --- temp dir and cleanup ---------------------------------------------------
+TMP=$(mktemp -d /tmp/portcullis-edge-bench.XXXXXX)
+PIDS=()
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do
+		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$p" 2>/dev/null || true
+	done
+	if [ "$KEEP" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+freeport() { # a free loopback TCP port not yet handed out in this run
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 20000))
+		case " ${USED_PORTS:-} " in *" $p "*) continue ;; esac
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			USED_PORTS="${USED_PORTS:-} $p"
+			echo "$p"
+			return
+		fi
+	done
+}
+waitport() { # waitport PORT NAME: wait up to 10 s for a listener
+	for _ in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	log "$2 did not start on port $1; its log:"
+	cat "$TMP/$2.log" >&2 || true
+	exit 1
+}
+
+OPORT=$(freeport) PPORT=$(freeport) NPORT=$(freeport) HPORT=$(freeport)
+
+# --- build --------------------------------------------------------------------
+cd "$ROOT"
+if [ -n "${PORTCULLIS_BIN:-}" ]; then
+	cp "$PORTCULLIS_BIN" "$TMP/portcullis"
+else
+	log "building portcullis and the origin"
+	go build -o "$TMP/portcullis" ./cmd/portcullis
+fi
+[ "$ORIGIN_KIND" = go ] && go build -o "$TMP/origin" ./bench/origin
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$ROOT" diff --quiet HEAD -- cmd internal 2>/dev/null || COMMIT="$COMMIT+uncommitted"
+
+# --- origin ---------------------------------------------------------------------
+head -c 1000 /dev/zero | tr '\0' 'x' >"$TMP/body"
+{ echo "portcullis bench origin"; cat "$TMP/body"; } | head -c 1023 >"$TMP/index.html"
+echo >>"$TMP/index.html" # 1024 bytes
+mkdir -p "$TMP/nginx-origin" "$TMP/nginx-proxy"
+if [ "$ORIGIN_KIND" = go ]; then
+	"$TMP/origin" -listen "127.0.0.1:$OPORT" -bytes 1024 >"$TMP/origin.log" 2>&1 &
+	PIDS+=($!)
+else
+	cat >"$TMP/nginx-origin.conf" <<EOF
+worker_processes 1;
+pid $TMP/nginx-origin/nginx.pid;
+error_log $TMP/origin.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx-origin;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    server {
+        listen 127.0.0.1:$OPORT;
+        root $TMP;
+        location / { try_files /index.html =404; }
+    }
+}
+EOF
+	nginx -p "$TMP/nginx-origin" -c "$TMP/nginx-origin.conf" -g 'daemon off;' >"$TMP/origin-stdout.log" 2>&1 &
+	PIDS+=($!)
+fi
+waitport "$OPORT" origin
+
+# --- proxies ---------------------------------------------------------------------
+# nginx: workers auto, upstream keepalive 64, HTTP/1.1 upstream, real client
+# address from X-Forwarded-For trusted from 127.0.0.1, deny list of one.
+cat >"$TMP/nginx-proxy.conf" <<EOF
+worker_processes auto;
+pid $TMP/nginx-proxy/nginx.pid;
+error_log $TMP/nginx.log crit; # not error: nginx would log every denied request
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx-proxy;
+    proxy_temp_path $TMP/nginx-proxy;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    upstream origin {
+        server 127.0.0.1:$OPORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Forwarded-For;
+    server {
+        listen 127.0.0.1:$NPORT;
+        deny $DENIED;
+        allow all;
+        location / {
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+        }
+    }
+}
+EOF
+nginx -p "$TMP/nginx-proxy" -c "$TMP/nginx-proxy.conf" -g 'daemon off;' >"$TMP/nginx-stdout.log" 2>&1 &
+PIDS+=($!)
+NGINX_PID=$!
+
+# HAProxy: nbthread 2, http mode, http-reuse always, source from
+# X-Forwarded-For when the peer is 127.0.0.1, deny of one source.
+cat >"$TMP/haproxy.cfg" <<EOF
+global
+    nbthread 2
+    maxconn 8192
+    log stderr format raw local0 warning
+defaults
+    mode http
+    log global
+    option http-keep-alive
+    http-reuse always
+    timeout connect 3s
+    timeout client 30s
+    timeout server 30s
+    timeout http-keep-alive 120s
+frontend fe
+    bind 127.0.0.1:$HPORT
+    http-request set-src hdr_ip(X-Forwarded-For,-1) if { src 127.0.0.1 } { req.hdr_cnt(X-Forwarded-For) gt 0 }
+    http-request deny if { src $DENIED }
+    option forwardfor
+    http-request set-header X-Forwarded-Proto http
+    default_backend be
+backend be
+    server origin 127.0.0.1:$OPORT maxconn 512
+EOF
+haproxy -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
+PIDS+=($!)
+HAPROXY_PID=$!
+
+# Portcullis: flags only, the same deny rule and trusted proxy.
+${PORTCULLIS_GOMAXPROCS:+env GOMAXPROCS=$PORTCULLIS_GOMAXPROCS} "$TMP/portcullis" serve --listen "127.0.0.1:$PPORT" --origin "http://127.0.0.1:$OPORT" --admin off \
+	--deny "$DENIED/32" --trusted-proxy 127.0.0.1/32 >"$TMP/portcullis.log" 2>&1 &
+PIDS+=($!)
+PORTCULLIS_PID=$!
+
+waitport "$NPORT" nginx
+waitport "$HPORT" haproxy
+waitport "$PPORT" portcullis
+
+declare -A PORT=([portcullis]=$PPORT [nginx]=$NPORT [haproxy]=$HPORT)
+declare -A PID=([portcullis]=$PORTCULLIS_PID [nginx]=$NGINX_PID [haproxy]=$HAPROXY_PID)
+HZ=$(getconf CLK_TCK)
+# cputicks PID: user+system CPU ticks of a process, its threads and its
+# children (nginx workers), from /proc.
+cputicks() {
+	local p t=0 v
+	for p in "$1" $(pgrep -P "$1" || true); do
+		v=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') || v=0
+		t=$((t + ${v:-0}))
+	done
+	echo "$t"
+}
+PROXIES=(portcullis nginx haproxy)
+SCENARIOS=(clean deny)
+
+# --- sanity: each proxy passes the body and refuses the denied source -------
+declare -A KEEPALIVE_403
+for p in "${PROXIES[@]}"; do
+	for _ in $(seq 50); do # Portcullis' first health check may lag the listener
+		code=$(curl -s -o "$TMP/check-$p" -w '%{http_code}' "http://127.0.0.1:${PORT[$p]}/") || code=000
+		[ "$code" = 200 ] && break
+		sleep 0.1
+	done
+	size=$(wc -c <"$TMP/check-$p")
+	if [ "$code" != 200 ] || [ "$size" != 1024 ]; then
+		log "$p: clean request gave HTTP $code with $size bytes (want 200, 1024)"
+		exit 1
+	fi
+	code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Forwarded-For: $DENIED" "http://127.0.0.1:${PORT[$p]}/") || code=000
+	if [ "$code" != 403 ]; then
+		log "$p: denied source got HTTP $code (want 403)"
+		exit 1
+	fi
+	# Does the proxy keep the client connection open after a 403? (Two
+	# requests on one curl handle: one connect means it was reused.)
+	n=$(curl -s -o /dev/null -o /dev/null -w '%{num_connects}\n' -H "X-Forwarded-For: $DENIED" \
+		"http://127.0.0.1:${PORT[$p]}/" "http://127.0.0.1:${PORT[$p]}/" | awk '{n += $1} END {print n}')
+	if [ "$n" = 1 ]; then KEEPALIVE_403[$p]=yes; else KEEPALIVE_403[$p]="no (closes)"; fi
+done
+
+# --- load ---------------------------------------------------------------------
+# wrkrun PROXY SCENARIO SECONDS OUTFILE
+wrkrun() {
+	local hdr=()
+	[ "$2" = deny ] && hdr=(-H "X-Forwarded-For: $DENIED")
+	timeout $(($3 + 15)) wrk -t"$THREADS" -c"$CONNS" -d"$3s" --latency "${hdr[@]}" \
+		"http://127.0.0.1:${PORT[$1]}/" >"$4" 2>&1 || { log "wrk failed for $1/$2"; cat "$4" >&2; exit 1; }
+}
+# wrkparse FILE → "rps p99_ms requests non2xx errors"
+wrkparse() {
+	awk '
+	function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /m$/) return v*60000; if (v ~ /s$/) return v*1000; return v }
+	/^ +99%/ { p99 = ms($2) }
+	/^Requests\/sec:/ { rps = $2 }
+	/requests in/ { total = $1 }
+	/Non-2xx or 3xx responses:/ { non2xx = $5 }
+	/Socket errors:/ { gsub(/,/, ""); errs = $4 + $6 + $8 + $10 }
+	END { printf "%.0f %.3f %d %d %d\n", rps, p99, total, non2xx, errs }' "$1"
+}
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+log "origin=$ORIGIN_KIND ports: portcullis=$PPORT nginx=$NPORT haproxy=$HPORT origin=$OPORT; load average $LOAD_BEFORE"
+log "warm-up ${WARMUP}s per proxy and scenario"
+for s in "${SCENARIOS[@]}"; do for p in "${PROXIES[@]}"; do wrkrun "$p" "$s" "$WARMUP" "$TMP/warmup-$p-$s.txt"; done; done
+
+RAW="$TMP/raw.tsv"
+: >"$RAW"
+for r in $(seq "$ROUNDS"); do
+	# rotate the proxy order each round so no proxy always runs first
+	order=("${PROXIES[@]:$(((r - 1) % 3))}" "${PROXIES[@]:0:$(((r - 1) % 3))}")
+	for s in "${SCENARIOS[@]}"; do
+		for p in "${order[@]}"; do
+			out="$TMP/wrk-r$r-$p-$s.txt"
+			c0=$(cputicks "${PID[$p]}")
+			wrkrun "$p" "$s" "$DURATION" "$out"
+			c1=$(cputicks "${PID[$p]}")
+			read -r rps p99 total non2xx errs < <(wrkparse "$out")
+			cpu=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$total" 'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }')
+			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$p" "$rps" "$p99" "$total" "$non2xx" "$errs" "$cpu" >>"$RAW"
+			log "round $r $s $p: ${rps} req/s, p99 ${p99} ms, proxy CPU ${cpu} µs/req, non-2xx ${non2xx}/${total}, socket errors ${errs}"
+		done
+	done
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- report ---------------------------------------------------------------------
+median() { sort -g | awk '{a[NR]=$1} END { if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
+col() { awk -F'\t' -v s="$1" -v p="$2" -v c="$3" '$2==s && $3==p {print $c}' "$RAW"; }
+declare -A RPS P99 CPU RANGE
+for s in "${SCENARIOS[@]}"; do for p in "${PROXIES[@]}"; do
+	RPS[$s.$p]=$(col "$s" "$p" 4 | median)
+	P99[$s.$p]=$(col "$s" "$p" 5 | median)
+	CPU[$s.$p]=$(col "$s" "$p" 9 | median)
+	RANGE[$s.$p]="$(col "$s" "$p" 4 | sort -g | head -1)–$(col "$s" "$p" 4 | sort -g | tail -1)"
+done; done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f×", a/b; else print "n/a" }'; }
+# Warn when a run did not do what it claims (clean must be all 2xx,
+# deny must be all 403, no socket errors).
+WARN=$(awk -F'\t' '($2=="clean" && $7>0) || ($2=="deny" && $7!=$6) || $8>0 {printf "round %s %s %s: non-2xx %s of %s, socket errors %s; ", $1,$2,$3,$7,$6,$8}' "$RAW")
+declare -A NAME=([portcullis]=Portcullis [nginx]=nginx [haproxy]=HAProxy)
+declare -A PATHNAME=([clean]="(a) clean proxied GET, 1 KiB" [deny]="(b) reject denied source, 403")
+
+CMD="bench/edge.sh ${ARGS[*]}"
+[ -n "${PORTCULLIS_GOMAXPROCS:-}" ] && CMD="PORTCULLIS_GOMAXPROCS=$PORTCULLIS_GOMAXPROCS $CMD"
+REPORT="$TMP/report.md"
+{
+	echo "$SECTION"
+	echo
+	echo "Measured $(date -u +%Y-%m-%dT%H:%MZ) at commit \`$COMMIT\` with"
+	echo
+	echo '```'
+	echo "$CMD"
+	echo '```'
+	echo
+	echo "wrk \`-t$THREADS -c$CONNS -d${DURATION}s --latency\` against each proxy on loopback, $ROUNDS alternating rounds"
+	echo "(each round runs every proxy once per path, proxy order rotated per round); medians over rounds."
+	echo "(b) adds \`-H 'X-Forwarded-For: $DENIED'\`. Origin: $([ "$ORIGIN_KIND" = go ] && echo "bench/origin (Go net/http, fixed 1 KiB body, keep-alive)" || echo "nginx, 1 worker, static 1 KiB file")."
+	echo
+	echo "| Path | Portcullis/nginx | Portcullis/HAProxy | target |"
+	echo "|---|---:|---:|---|"
+	echo "| ${PATHNAME[clean]} | **$(ratio "${RPS[clean.portcullis]}" "${RPS[clean.nginx]}")** | $(ratio "${RPS[clean.portcullis]}" "${RPS[clean.haproxy]}") | ≥1.0× nginx |"
+	echo "| ${PATHNAME[deny]} | $(ratio "${RPS[deny.portcullis]}" "${RPS[deny.nginx]}") | **$(ratio "${RPS[deny.portcullis]}" "${RPS[deny.haproxy]}")** | ≥1.0× HAProxy |"
+	echo
+	echo "(ratios of requests per second)"
+	echo
+	echo "| Path | Proxy | req/s (median) | req/s min–max | p99 latency | proxy CPU per request |"
+	echo "|---|---|---:|---:|---:|---:|"
+	for s in "${SCENARIOS[@]}"; do for p in "${PROXIES[@]}"; do
+		echo "| ${PATHNAME[$s]} | ${NAME[$p]} | ${RPS[$s.$p]} | ${RANGE[$s.$p]} | ${P99[$s.$p]} ms | ${CPU[$s.$p]} µs |"
+	done; done
+	echo
+	echo "Proxy CPU per request is the user+system CPU time the proxy's processes used during the run"
+	echo "(from /proc, all threads and nginx workers) divided by the requests wrk completed: it shows"
+	echo "how much of the shared cores each proxy needs per request, whatever else was running."
+	echo "Connection kept open after a 403: Portcullis ${KEEPALIVE_403[portcullis]}, nginx ${KEEPALIVE_403[nginx]}, HAProxy ${KEEPALIVE_403[haproxy]}."
+	if [ -n "$WARN" ]; then echo; echo "**Check:** $WARN"; fi
+	echo
+	echo "Machine: $(nproc) CPUs ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)); load average $LOAD_BEFORE before, $LOAD_AFTER after."
+	echo "Versions: $(go version | awk '{print $3}'), $(nginx -v 2>&1 | sed 's/^nginx version: //'), HAProxy $(haproxy -v | awk 'NR==1 {print $3}'), wrk $(wrk -v 2>&1 | awk 'NR==1 {print $2}')."
+	echo
+	echo "CPU contention: wrk, the proxy under test and the origin share the same $(nproc) cores (the two"
+	echo "idle proxies stay running). Portcullis runs with GOMAXPROCS=${PORTCULLIS_GOMAXPROCS:-$(nproc) (the Go default)},"
+	echo "nginx with \`worker_processes auto\` ($(nproc) workers), HAProxy with \`nbthread 2\`; no CPU pinning."
+	echo "Absolute figures are far below what a dedicated machine gives, but the comparison is fair:"
+	echo "each proxy faces the same load generator and origin competing for the same cores."
+	echo "All three evaluate the deny rule on every request and add X-Forwarded-For and"
+	echo "X-Forwarded-Proto for the origin; Portcullis also adds X-Forwarded-Host and a request id"
+	echo "and does its per-request accounting. Neither nginx (error_log at crit, which silences its"
+	echo "per-denial error line) nor HAProxy logs per request; Portcullis logs its denials, sampled."
+} >"$REPORT"
+
+cat "$REPORT"
+if [ "$WRITE" = 1 ]; then
+	BM="$ROOT/BENCHMARKS.md"
+	[ -f "$BM" ] || printf '# Benchmarks\n\nMeasured figures for Portcullis, each section with the command that produced it.\n\n' >"$BM"
+	python3 - "$BM" "$REPORT" "$SECTION" <<'PY'
+import re, sys
+path, report, section = sys.argv[1:4]
+text = open(path).read()
+new = open(report).read().rstrip("\n") + "\n"
+start = text.find(section + "\n")
+if start < 0:
+    text = text.rstrip("\n") + "\n\n" + new
+else:
+    m = re.compile(r"^## ", re.M).search(text, start + len(section))
+    end = m.start() if m else len(text)
+    tail = text[end:]
+    text = text[:start] + new + ("\n" + tail if tail else "")
+open(path, "w").write(text)
+PY
+	log "wrote the section into $BM"
+fi
