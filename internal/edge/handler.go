@@ -104,6 +104,9 @@ type Handler struct {
 	idSeq    atomic.Uint64
 
 	onReset func(site int, peer netip.Addr)
+
+	// Log budget for unparseable forwarding headers (see logMalformed).
+	malSecond, malCount atomic.Int64
 }
 
 // NewHandler returns a handler serving rt. obs may be nil.
@@ -168,6 +171,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		peer = ap.Addr().Unmap().WithZone("")
 	}
 	res := rt.Resolver.Resolve(peer, r.Header)
+	if res.Malformed {
+		h.logMalformed(mono, peer, res)
+	}
 	site := rt.site(r.Host)
 	id := h.newID()
 
@@ -250,6 +256,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ci.conn.Close()
 		}
 	}
+}
+
+// malformedLogPerSecond bounds the log lines about unparseable forwarding
+// headers, so that a broken proxy (or a client behind one that passes
+// headers through) cannot flood the log.
+const malformedLogPerSecond = 10
+
+// logMalformed logs that a trusted proxy sent a forwarding value that could
+// not be parsed, so the client fell back to the nearest trusted hop (case
+// F01: never an empty key, never a hard failure, but never silent either).
+func (h *Handler) logMalformed(mono int64, peer netip.Addr, res clientip.Result) {
+	sec := mono / int64(time.Second)
+	if old := h.malSecond.Load(); old != sec && h.malSecond.CompareAndSwap(old, sec) {
+		h.malCount.Store(0)
+	}
+	if h.malCount.Add(1) > malformedLogPerSecond {
+		return
+	}
+	h.log.Warn("unparseable forwarding header from a trusted proxy; the client is the nearest trusted hop",
+		"peer", peer.String(), "client", res.Addr.String(), "source", res.Source.String())
 }
 
 func (s *Site) maxBody(path string) int64 {
