@@ -26,6 +26,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/api"
 	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/detect"
 	"github.com/portcullis/portcullis/internal/edge"
 	"github.com/portcullis/portcullis/internal/ratelimit"
 )
@@ -55,8 +56,9 @@ type App struct {
 	state   *state
 	handler *edge.Handler
 
-	mu  sync.Mutex
-	gen *generation
+	mu     sync.Mutex
+	gen    *generation
+	detect *detection
 }
 
 // New builds the app from opts.Load() without starting anything. Errors are
@@ -82,7 +84,15 @@ func New(opts Options) (*App, error) {
 	}
 	a.gen = g
 	a.metrics.setSites(siteNames(cfg))
-	a.handler = edge.NewHandler(g.rt, &observer{m: a.metrics}, a.log.With("component", "edge"))
+	d, err := newDetection(cfg, &detect.MemorySink{})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.eng.RegisterMetrics(reg); err != nil {
+		return nil, err
+	}
+	a.detect = d
+	a.handler = edge.NewHandler(g.rt, &observer{m: a.metrics, next: d.acc.ObserveRequest}, a.log.With("component", "edge"))
 	a.handler.OnH2Reset(func(int, netip.Addr) { a.metrics.h2Closed.Inc() })
 	return a, nil
 }
@@ -172,6 +182,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.opts.Ready(addrs, adminAddr)
 	}
 	go a.sweep(reloadCtx)
+	go a.detect.run(reloadCtx)
 
 	var runErr error
 	select {

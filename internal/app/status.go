@@ -2,6 +2,8 @@ package app
 
 import (
 	"time"
+
+	"github.com/portcullis/portcullis/internal/incident"
 )
 
 // SiteStatus is one site in /api/v1/status.
@@ -11,8 +13,14 @@ type SiteStatus struct {
 	Origins []OriginStatus `json:"origins"`
 	// Requests counts requests by verdict action since start.
 	Requests map[string]uint64 `json:"requests"`
-	// Incident is the open incident id, "" when none.
-	Incident string `json:"incident,omitempty"`
+	// Incident is the open incident id, "" when none; OpenIncident its
+	// live record (vectors, peaks, attribution, timeline).
+	Incident     string             `json:"incident,omitempty"`
+	OpenIncident *incident.Incident `json:"open_incident,omitempty"`
+	// FlashCrowd reports a legitimate surge being recognised.
+	FlashCrowd bool `json:"flash_crowd"`
+	// Scores are the latest detector scores (≥ 1 fires).
+	Scores map[string]float64 `json:"scores,omitempty"`
 }
 
 // OriginStatus is one origin's health.
@@ -37,8 +45,20 @@ func (a *App) status() any {
 	g := a.gen
 	a.mu.Unlock()
 	st := Status{Version: Version, Time: time.Now().UTC()}
+	targets := a.detect.eng.Status()
 	for i, s := range g.rt.Sites {
 		ss := SiteStatus{Name: s.Name, State: "normal", Requests: map[string]uint64{}}
+		for _, t := range targets {
+			if t.Site == i {
+				ss.State = string(t.State)
+				ss.FlashCrowd = t.FlashCrowd
+				ss.Scores = t.Scores
+				if t.Incident != nil {
+					ss.Incident = t.Incident.ID
+					ss.OpenIncident = t.Incident
+				}
+			}
+		}
 		if p, ok := s.Origin.(interface{ Origins() []*proxyOrigin }); ok {
 			for _, o := range p.Origins() {
 				ss.Origins = append(ss.Origins, OriginStatus{URL: o.Key, Healthy: o.Healthy(), Inflight: o.Inflight()})

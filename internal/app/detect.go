@@ -1,0 +1,76 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/detect"
+	"github.com/portcullis/portcullis/internal/stats"
+)
+
+// detection is the live control path: the accountant fed by the request
+// path, drained in the background, snapshotted every tick and stepped
+// through the detection engine (on the wall clock).
+type detection struct {
+	acc  *stats.Accountant
+	eng  *detect.Engine
+	sink detect.Sink
+	tick time.Duration
+}
+
+// statsConfig maps the configuration's sites onto accounting and
+// detection configs (auth and expensive routes are counted exactly).
+func detectConfigs(cfg *config.Config) (stats.Config, detect.Config) {
+	var sc stats.Config
+	dc := detect.Config{Tick: cfg.Detect.Tick.D()}
+	dc.HTTP.FloorRPS = cfg.Detect.MinAttackRPS
+	for _, s := range cfg.Sites {
+		ds := detect.SiteConfig{Name: s.Name, StaticRPS: cfg.Detect.StaticRPS}
+		for _, p := range s.AuthRoutes {
+			ds.AuthRoutes = append(ds.AuthRoutes, detect.Route{Name: "auth:" + p, Path: p, Method: "POST"})
+		}
+		for _, p := range s.ExpensiveRoutes {
+			ds.ExpensiveRoutes = append(ds.ExpensiveRoutes, detect.Route{Name: "expensive:" + p, Path: p})
+		}
+		dc.Sites = append(dc.Sites, ds)
+		var routes []stats.Route
+		for _, r := range append(append([]detect.Route{}, ds.AuthRoutes...), ds.ExpensiveRoutes...) {
+			routes = append(routes, stats.Route{Name: r.Name, Path: r.Path, Method: r.Method})
+		}
+		sc.Sites = append(sc.Sites, stats.SiteConfig{Name: s.Name, Routes: routes})
+	}
+	return sc, dc
+}
+
+func newDetection(cfg *config.Config, sink detect.Sink) (*detection, error) {
+	sc, dc := detectConfigs(cfg)
+	acc, err := stats.New(sc)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := detect.NewEngine(dc, len(sc.Sites), sink, detect.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return &detection{acc: acc, eng: eng, sink: sink, tick: dc.Tick}, nil
+}
+
+// run drains and ticks until ctx ends, then closes open incidents' state in
+// the sink (the incident stays open in the store; it is closed by the
+// engine when traffic returns to normal).
+func (d *detection) run(ctx context.Context) {
+	go d.acc.Run(ctx, d.tick/4)
+	t := time.NewTicker(d.tick)
+	defer t.Stop()
+	d.acc.Begin(time.Now().UnixNano())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			snap := d.acc.Snapshot(now.UnixNano())
+			d.eng.Step(ctx, snap, now)
+		}
+	}
+}
