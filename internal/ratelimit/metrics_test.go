@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func TestMetrics(t *testing.T) {
@@ -26,62 +26,68 @@ func TestMetrics(t *testing.T) {
 	tests := []struct {
 		name      string
 		collector prometheus.Collector
-		want      string
-		names     []string
+		want      map[string]float64 // "name{label=value,...}" (labels sorted) -> value
 	}{
 		{
 			name:      "limiter",
 			collector: NewCollector("per_ip", l),
-			names:     []string{metricKeys, metricKeysMax, metricDecisions, metricEvictions},
-			want: `
-# HELP portcullis_ratelimit_decisions_total Rate-limit decisions by result.
-# TYPE portcullis_ratelimit_decisions_total counter
-portcullis_ratelimit_decisions_total{limiter="per_ip",result="allowed"} 2
-portcullis_ratelimit_decisions_total{limiter="per_ip",result="invalid_key"} 1
-portcullis_ratelimit_decisions_total{limiter="per_ip",result="refused"} 1
-# HELP portcullis_ratelimit_keys Keys held by the rate limiter.
-# TYPE portcullis_ratelimit_keys gauge
-portcullis_ratelimit_keys{limiter="per_ip"} 1
-# HELP portcullis_ratelimit_keys_max Maximum keys the rate limiter can hold (its memory bound).
-# TYPE portcullis_ratelimit_keys_max gauge
-portcullis_ratelimit_keys_max{limiter="per_ip"} 8
-# HELP portcullis_ratelimit_evictions_total Live rate-limit entries evicted because their bucket was full.
-# TYPE portcullis_ratelimit_evictions_total counter
-portcullis_ratelimit_evictions_total{limiter="per_ip"} 0
-`,
+			want: map[string]float64{
+				`portcullis_ratelimit_decisions_total{limiter=per_ip,result=allowed}`:     2,
+				`portcullis_ratelimit_decisions_total{limiter=per_ip,result=refused}`:     1,
+				`portcullis_ratelimit_decisions_total{limiter=per_ip,result=invalid_key}`: 1,
+				`portcullis_ratelimit_keys{limiter=per_ip}`:                               1,
+				`portcullis_ratelimit_keys_max{limiter=per_ip}`:                           8,
+				`portcullis_ratelimit_evictions_total{limiter=per_ip}`:                    0,
+				`portcullis_ratelimit_expired_swept_total{limiter=per_ip}`:                0,
+				`portcullis_ratelimit_clock_steps_total{limiter=per_ip}`:                  0,
+			},
 		},
 		{
 			name:      "concurrency",
 			collector: NewConcurrencyCollector("per_ip_ws", c),
-			names:     []string{metricConcAcquire, metricConcInUse},
-			want: `
-# HELP portcullis_ratelimit_concurrency_acquires_total Concurrency slot requests by result.
-# TYPE portcullis_ratelimit_concurrency_acquires_total counter
-portcullis_ratelimit_concurrency_acquires_total{limiter="per_ip_ws",result="acquired"} 1
-portcullis_ratelimit_concurrency_acquires_total{limiter="per_ip_ws",result="full"} 0
-portcullis_ratelimit_concurrency_acquires_total{limiter="per_ip_ws",result="invalid_key"} 0
-portcullis_ratelimit_concurrency_acquires_total{limiter="per_ip_ws",result="refused"} 1
-# HELP portcullis_ratelimit_concurrency_in_use Concurrency slots held over all keys.
-# TYPE portcullis_ratelimit_concurrency_in_use gauge
-portcullis_ratelimit_concurrency_in_use{limiter="per_ip_ws"} 1
-`,
+			want: map[string]float64{
+				`portcullis_ratelimit_concurrency_acquires_total{limiter=per_ip_ws,result=acquired}`:    1,
+				`portcullis_ratelimit_concurrency_acquires_total{limiter=per_ip_ws,result=refused}`:     1,
+				`portcullis_ratelimit_concurrency_acquires_total{limiter=per_ip_ws,result=full}`:        0,
+				`portcullis_ratelimit_concurrency_acquires_total{limiter=per_ip_ws,result=invalid_key}`: 0,
+				`portcullis_ratelimit_concurrency_in_use{limiter=per_ip_ws}`:                            1,
+				`portcullis_ratelimit_concurrency_keys{limiter=per_ip_ws}`:                              1,
+				`portcullis_ratelimit_concurrency_unbalanced_releases_total{limiter=per_ip_ws}`:         0,
+			},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			problems, err := testutil.CollectAndLint(tt.collector)
-			if err != nil || len(problems) > 0 {
-				t.Fatalf("lint: %v %v", err, problems)
-			}
-			if err := testutil.CollectAndCompare(tt.collector, strings.NewReader(tt.want), tt.names...); err != nil {
+			reg := prometheus.NewPedanticRegistry() // checks descriptors against samples
+			reg.MustRegister(tt.collector)
+			mfs, err := reg.Gather()
+			if err != nil {
 				t.Fatal(err)
 			}
-			ch := make(chan *prometheus.Desc, 16)
-			tt.collector.Describe(ch)
-			close(ch)
-			for d := range ch {
-				if !strings.Contains(d.String(), `fqName: "portcullis_ratelimit_`) {
-					t.Errorf("metric outside portcullis_ratelimit_: %s", d)
+			got := map[string]float64{}
+			for _, mf := range mfs {
+				name := mf.GetName()
+				if !strings.HasPrefix(name, "portcullis_ratelimit_") {
+					t.Errorf("metric %s outside portcullis_ratelimit_", name)
+				}
+				if isCounter := mf.GetType() == dto.MetricType_COUNTER; isCounter != strings.HasSuffix(name, "_total") {
+					t.Errorf("metric %s: counter %v but _total suffix %v", name, isCounter, !isCounter)
+				}
+				for _, m := range mf.GetMetric() {
+					var labels []string
+					for _, lp := range m.GetLabel() {
+						labels = append(labels, lp.GetName()+"="+lp.GetValue())
+					}
+					v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+					got[name+"{"+strings.Join(labels, ",")+"}"] = v
+				}
+			}
+			if len(got) != len(tt.want) {
+				t.Errorf("got %d series, want %d: %v", len(got), len(tt.want), got)
+			}
+			for series, want := range tt.want {
+				if v, ok := got[series]; !ok || v != want {
+					t.Errorf("%s = %v (present %v), want %v", series, v, ok, want)
 				}
 			}
 		})
