@@ -17,10 +17,34 @@ const (
 	maxNgBlock = maxSnaplen + 64<<10
 )
 
+// checkTSResol rejects an if_tsresol option (code 9) that NgReader cannot
+// turn into a non-zero divisor: a power of ten above 10^18 or a power of two
+// above 2^62.
+func checkTSResol(o binary.ByteOrder, opts []byte) error {
+	for len(opts) >= 4 {
+		code, n := o.Uint16(opts[0:2]), int(o.Uint16(opts[2:4]))
+		if code == 0 {
+			return nil
+		}
+		if 4+n > len(opts) {
+			return nil // NgReader reports the short option itself
+		}
+		if code == 9 && n >= 1 {
+			v := opts[4]
+			if exp := v & 0x7f; (v&0x80 != 0 && exp > 62) || (v&0x80 == 0 && exp > 18) {
+				return fmt.Errorf("pcapng interface timestamp resolution %#x is not supported", v)
+			}
+		}
+		opts = opts[min(len(opts), 4+(n+3)&^3):]
+	}
+	return nil
+}
+
 // ngSanitizer sits between a capture file and pcapgo.NgReader and bounds
 // what the file can make the reader allocate: NgReader sizes its packet
 // buffer from the interface's snaplen or the packet's capture length, both
-// untrusted 32-bit fields. Blocks longer than maxNgBlock, or packets claiming
+// untrusted 32-bit fields, and divides by the interface's timestamp
+// resolution. Interfaces with an unusable if_tsresol, blocks longer than maxNgBlock, or packets claiming
 // more than maxSnaplen captured bytes, end the read with an error; interface
 // snaplens of 0 (unlimited) or above maxSnaplen are rewritten to maxSnaplen.
 // Everything else passes through unchanged, block by block.
@@ -106,6 +130,9 @@ func (s *ngSanitizer) nextBlock() error {
 		if length >= 16 {
 			if sl := o.Uint32(blk[12:16]); sl == 0 || sl > maxSnaplen {
 				o.PutUint32(blk[12:16], maxSnaplen)
+			}
+			if err := checkTSResol(o, blk[16:length-4]); err != nil {
+				return err
 			}
 		}
 	case ngEnhancedPkt, ngObsPacket:

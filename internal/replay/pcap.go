@@ -117,19 +117,26 @@ type PcapReader struct {
 // NewPcapReader reads the capture header from r and returns a reader. Errors
 // (not a capture, unsupported link type, truncated header) are prefixed
 // "replay:".
-func NewPcapReader(r io.Reader, opts PcapOptions) (*PcapReader, error) {
+func NewPcapReader(r io.Reader, opts PcapOptions) (pr *PcapReader, err error) {
+	// pcapgo trusts its input; a corrupt header must be an error, not a
+	// crash.
+	defer func() {
+		if p := recover(); p != nil {
+			pr, err = nil, fmt.Errorf("replay: corrupt capture header: %v", p)
+		}
+	}()
 	if opts.PrefixBits4 <= 0 || opts.PrefixBits4 > 32 {
 		opts.PrefixBits4 = 24
 	}
 	if opts.PrefixBits6 <= 0 || opts.PrefixBits6 > 128 {
 		opts.PrefixBits6 = 64
 	}
-	pr := &PcapReader{opts: opts}
+	pr = &PcapReader{opts: opts}
 	pr.malformed.limit = opts.MaxMalformed
 	if pr.malformed.limit <= 0 {
 		pr.malformed.limit = DefaultMalformedSamples
 	}
-	br := bufio.NewReaderSize(r, 256<<10)
+	br := bufio.NewReaderSize(r, 64<<10)
 	head, err := br.Peek(4)
 	if err != nil {
 		return nil, fmt.Errorf("replay: capture header: %w", err)
