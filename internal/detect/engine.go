@@ -84,11 +84,10 @@ func NewEngine(cfg Config, nSites int, sink Sink, opts Options) (*Engine, error)
 		opts.Clock = time.Now
 	}
 	e := &Engine{cfg: cfg, sink: sink, opts: opts, dests: map[netip.Addr]*destTarget{}}
-	wticks := int(cfg.Window / cfg.Tick)
 	for i := range cfg.Sites {
 		sc := &e.cfg.Sites[i]
 		e.sites = append(e.sites, &target{name: sc.Name, site: i, base: NewBaseline(cfg.Baseline), state: incident.StateNormal})
-		e.siteWin = append(e.siteWin, newSiteWindow(wticks))
+		e.siteWin = append(e.siteWin, newSiteWindow(cfg.Window, cfg.Tick))
 		e.siteDet = append(e.siteDet, e.newSiteDetectors(sc))
 	}
 	e.views = make([]SiteView, len(e.sites))
@@ -163,21 +162,12 @@ func (e *Engine) stepLocked(snap *stats.Snapshot, now time.Time) []func(context.
 		}
 		calls = append(calls, e.stepTarget(t, tickResult{start: start, end: end, signals: sigs},
 			func(a *attribution) { a.addSite(s, v) })...)
-		if t.state == incident.StateNormal && !anyFires(sigs) {
+		if t.state == incident.StateNormal && !t.fired {
 			t.base.Learn(&v.Rates, now, e.cfg.Tick)
 		}
 	}
 	calls = append(calls, e.stepDests(snap, span, start, end, now)...)
 	return calls
-}
-
-func anyFires(sigs []Signal) bool {
-	for _, s := range sigs {
-		if s.Score >= 1 { // benign surges are not learned either: they end
-			return true
-		}
-	}
-	return false
 }
 
 // stepDests advances the packet destinations' state machines.
@@ -198,7 +188,7 @@ func (e *Engine) stepDests(snap *stats.Snapshot, span tickSpan, start, end, now 
 		}
 		e.dests[d.Dst] = &destTarget{
 			target: &target{name: d.Dst.String(), site: -1, dst: d.Dst, base: NewBaseline(e.cfg.Baseline), state: incident.StateNormal},
-			win:    newDestWindow(int(e.cfg.Window / e.cfg.Tick)),
+			win:    newDestWindow(e.cfg.Window, e.cfg.Tick),
 			det:    NewPacketDetectors(&e.cfg.Packet),
 		}
 	}
@@ -222,7 +212,7 @@ func (e *Engine) stepDests(snap *stats.Snapshot, span tickSpan, start, end, now 
 		v := &dt.view
 		calls = append(calls, e.stepTarget(dt.target, tickResult{start: start, end: end, signals: sigs},
 			func(a *attribution) { a.addDest(d, v, &snap.Net, e.opts.Geo) })...)
-		if dt.state == incident.StateNormal && !anyFires(sigs) {
+		if dt.state == incident.StateNormal && !dt.fired {
 			dt.base.Learn(&v.Rates, now, e.cfg.Tick)
 		}
 		if dt.state == incident.StateNormal && end.Sub(dt.lastSeen) > e.cfg.Window+e.cfg.RecoverAfter && dt.win.silent() {

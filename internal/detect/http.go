@@ -47,7 +47,8 @@ func (d *HTTPFlood) Observe(v *SiteView, b *Baseline, _ time.Time) Signal {
 
 // DistributedFlood detects a surge of distinct sources each sending little:
 // sources in the window above max(SourcesFloor, SourcesMultiplier ×
-// baseline), requests per source per second at most MaxPerSourceRPS, and
+// baseline), requests per source per second at most MaxPerSourceRPS (over
+// the window and over the latest tick, whichever is higher), and
 // the request rate at least half the volumetric threshold. Vector
 // "distributed_flood".
 type DistributedFlood struct {
@@ -64,11 +65,22 @@ func (d *DistributedFlood) Observe(v *SiteView, b *Baseline, _ time.Time) Signal
 	rps := v.Rate(RPS)
 	thrSrc := b.Threshold(Sources, d.T.SourcesFloor, d.T.SourcesMultiplier)
 	thrRPS := volumeThreshold(d.T, d.Site, b) / 2
+	// Requests per source per second, over the window and over the latest
+	// tick; the larger counts. The window figure alone is diluted while a
+	// surge fills the window (its sources are all there, its requests not
+	// yet); the tick figure alone is floored at one request per tick.
 	perSrc := 0.0
 	if src > 0 {
 		perSrc = rps / src
 	}
+	if ts := float64(v.Tick.Sources); ts > 0 && v.TickDuration > 0 {
+		perSrc = max(perSrc, perSecond(float64(v.Tick.Requests), v.TickDuration)/ts)
+	}
 	s := min(score(src, thrSrc), score(rps, thrRPS))
+	// The surge of sources must be current, not the tail of the window.
+	if v.Window > 0 && float64(v.Tick.Sources) < thrSrc*float64(v.TickDuration)/float64(v.Window) {
+		s = min(s, 0.5)
+	}
 	if perSrc > d.T.MaxPerSourceRPS {
 		s = 0 // few sources each sending a lot: the concentrated detector's case
 	}

@@ -32,6 +32,7 @@ type target struct {
 	dirty    bool
 	signals  []Signal
 	flash    bool
+	fired    bool // the latest tick had a firing (not vetoed) vector
 	lastSeen time.Time
 }
 
@@ -88,6 +89,7 @@ func (e *Engine) stepTarget(t *target, r tickResult, feed func(*attribution)) []
 	}
 	t.flash = flash
 	fires := len(vectors) > 0
+	t.fired = fires
 	var calls []func(context.Context) error
 
 	if fires {

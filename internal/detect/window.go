@@ -14,15 +14,21 @@ type tickSpan struct{ start, end int64 }
 
 // siteWindow keeps a site's last ticks and derives its SiteView.
 type siteWindow struct {
-	ticks []*stats.SiteSnapshot
-	spans []tickSpan
-	n     int // ticks kept (≤ len(ticks))
-	pos   int
-	union *stats.HLL
+	length int64 // window length, ns
+	origin int64 // start of the first tick ever seen
+	ticks  []*stats.SiteSnapshot
+	spans  []tickSpan
+	n      int // ticks kept (≤ len(ticks))
+	pos    int
+	union  *stats.HLL
 }
 
-func newSiteWindow(ticks int) *siteWindow {
-	return &siteWindow{ticks: make([]*stats.SiteSnapshot, ticks), spans: make([]tickSpan, ticks)}
+// newSiteWindow returns a window of the given length in ticks of tick.
+// Rates are counts over the last length divided by length (or by the time
+// since the first tick, early on); ticks a driver skipped count as empty.
+func newSiteWindow(length, tick time.Duration) *siteWindow {
+	n := int(length / tick)
+	return &siteWindow{length: int64(length), ticks: make([]*stats.SiteSnapshot, n), spans: make([]tickSpan, n)}
 }
 
 // push adds a tick and fills v from the window.
@@ -34,7 +40,6 @@ func (w *siteWindow) push(s *stats.SiteSnapshot, span tickSpan, v *SiteView) {
 
 	*v = SiteView{Tick: s, Routes: v.Routes}
 	clear(v.Routes)
-	var first, last int64
 	var bytes, slow, h2, conns, origin, originErr float64
 	var lat stats.LatencyHistogram
 	addrs := map[netip.Addr]uint64{}
@@ -47,10 +52,9 @@ func (w *siteWindow) push(s *stats.SiteSnapshot, span tickSpan, v *SiteView) {
 	for i := 0; i < w.n; i++ {
 		t := w.ticks[i]
 		sp := w.spans[i]
-		if first == 0 || sp.start < first {
-			first = sp.start
+		if sp.start < span.end-w.length {
+			continue // older than the window (ticks were skipped since)
 		}
-		last = max(last, sp.end)
 		v.Requests += float64(t.Requests)
 		bytes += float64(t.Bytes)
 		v.WithReferer += float64(t.WithReferer)
@@ -95,7 +99,10 @@ func (w *siteWindow) push(s *stats.SiteSnapshot, span tickSpan, v *SiteView) {
 			v.Routes[r.Name] = rr
 		}
 	}
-	d := time.Duration(last - first)
+	if w.origin == 0 {
+		w.origin = span.start
+	}
+	d := time.Duration(min(w.length, span.end-w.origin))
 	v.Window = d
 	v.TickDuration = time.Duration(span.end - span.start)
 	for name, rr := range v.Routes {
@@ -133,16 +140,19 @@ func mergeTop[K comparable](m map[K]uint64) []stats.Counted[K] {
 
 // destWindow keeps one destination's last ticks.
 type destWindow struct {
-	ticks []stats.DestSnapshot
-	spans []tickSpan
-	n     int
-	pos   int
-	union *stats.HLL
-	zero  stats.DestSnapshot
+	length int64
+	origin int64
+	ticks  []stats.DestSnapshot
+	spans  []tickSpan
+	n      int
+	pos    int
+	union  *stats.HLL
+	zero   stats.DestSnapshot
 }
 
-func newDestWindow(ticks int) *destWindow {
-	return &destWindow{ticks: make([]stats.DestSnapshot, ticks), spans: make([]tickSpan, ticks)}
+func newDestWindow(length, tick time.Duration) *destWindow {
+	n := int(length / tick)
+	return &destWindow{length: int64(length), ticks: make([]stats.DestSnapshot, n), spans: make([]tickSpan, n)}
 }
 
 // push adds a tick (d nil: the destination was silent) and fills v.
@@ -157,18 +167,15 @@ func (w *destWindow) push(dst netip.Addr, d *stats.DestSnapshot, span tickSpan, 
 	w.n = min(w.n+1, len(w.ticks))
 
 	*v = DestView{Dst: dst, Tick: d}
-	var first, last int64
 	if w.union != nil {
 		w.union.Reset()
 	}
 	s := &v.Sum
 	for i := 0; i < w.n; i++ {
 		t := &w.ticks[i]
-		sp := w.spans[i]
-		if first == 0 || sp.start < first {
-			first = sp.start
+		if w.spans[i].start < span.end-w.length {
+			continue
 		}
-		last = max(last, sp.end)
 		addTraffic(&s.Traffic, t.Traffic)
 		addTraffic(&s.TCP, t.TCP)
 		addTraffic(&s.UDP, t.UDP)
@@ -199,7 +206,10 @@ func (w *destWindow) push(dst netip.Addr, d *stats.DestSnapshot, span tickSpan, 
 	if w.union != nil {
 		v.WindowSources = w.union.Estimate()
 	}
-	dur := time.Duration(last - first)
+	if w.origin == 0 {
+		w.origin = span.start
+	}
+	dur := time.Duration(min(w.length, span.end-w.origin))
 	v.Window = dur
 	r := &v.Rates
 	r[PPS] = perSecond(float64(s.Packets), dur)
@@ -216,7 +226,7 @@ func (w *destWindow) push(dst netip.Addr, d *stats.DestSnapshot, span tickSpan, 
 // silent reports whether the whole window is empty.
 func (w *destWindow) silent() bool {
 	for i := 0; i < w.n; i++ {
-		if w.ticks[i].Packets > 0 {
+		if w.ticks[i].Packets > 0 && w.spans[i].end > w.spans[(w.pos+len(w.spans)-1)%len(w.spans)].end-w.length {
 			return false
 		}
 	}
