@@ -186,6 +186,7 @@ func (s *Sampler) Log(r *Request, v Verdict) {
 	s.log.LogAttrs(context.Background(), slog.LevelInfo, "shield response",
 		slog.String("request_id", r.ID),
 		slog.String("client", r.Addr.String()),
+		slog.String("prefix", r.Prefix.String()), // the aggregate key, with its length (case F06)
 		slog.String("method", r.Method),
 		slog.String("path", r.Path),
 		slog.Any("verdict", v),
