@@ -101,7 +101,7 @@ type RateLimit struct {
 	Name   string   `yaml:"name" doc:"rule id shown in responses and logs"`
 	Key    string   `yaml:"key" doc:"address | prefix" default:"address"`
 	Rate   RateSpec `yaml:"rate" doc:"COUNT/PERIOD, e.g. 100/10s"`
-	Burst  int      `yaml:"burst" doc:"extra requests allowed at once; 0 = default (at least the per-second equivalent)" default:"0"`
+	Burst  int      `yaml:"burst" doc:"requests a key may make at once; 0 = the default, max(COUNT, per-second equivalent): a whole period's allowance, never less than one second's worth" default:"0"`
 	Paths  []string `yaml:"paths" doc:"path prefixes this limit applies to; empty = all"`
 	Shadow bool     `yaml:"shadow" doc:"decide and log, but do not enforce" default:"false"`
 }

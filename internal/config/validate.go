@@ -283,7 +283,7 @@ func (c *Config) Warnings() []string {
 		for i, rl := range r.RateLimits {
 			perSec := float64(rl.Rate.Count) / rl.Rate.Period.Seconds()
 			if rl.Burst == 0 && rl.Rate.Period > time.Second {
-				w = append(w, fmt.Sprintf("%s.rate_limits[%d]: burst not set for %s; the default burst (the per-second equivalent, at least 1) applies so page loads are not refused", p, i, rl.Rate))
+				w = append(w, fmt.Sprintf("%s.rate_limits[%d]: burst not set for %s; the default burst (COUNT, at least one second's worth) applies, so page loads are not refused but a key may use up to 2×COUNT in one period", p, i, rl.Rate))
 			}
 			if rl.Burst > 0 && rl.Rate.Period > time.Second {
 				if float64(rl.Burst) < perSec {
