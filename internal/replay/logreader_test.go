@@ -21,6 +21,7 @@ const (
 	apacheLogs    = sharedData + "/elastic-examples-apache/apache_logs"
 	fail2banDir   = sharedData + "/fail2ban-http-logs"
 	apacheFixture = "../../testdata/replay/apache_combined_300.log"
+	fixtureASN    = "../../testdata/geo/asn-sample.csv"
 )
 
 func requireShared(t testing.TB, name string) {

@@ -1,0 +1,53 @@
+package replay
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/portcullis/portcullis/internal/geo"
+)
+
+// geoCacheSize is the number of slots of the replay's attribution cache.
+const geoCacheSize = 1 << 14
+
+// geoCache is a direct-mapped cache in front of geo.DB.Lookup: access logs
+// repeat their clients, so most lookups become a hash and a compare. Not
+// safe for concurrent use (the replay loop and the engine it steps run on
+// one goroutine).
+type geoCache struct {
+	db    *geo.DB
+	slots []geoSlot
+}
+
+type geoSlot struct {
+	addr netip.Addr
+	info geo.Info
+}
+
+func newGeoCache(db *geo.DB) *geoCache {
+	if db == nil {
+		return nil
+	}
+	return &geoCache{db: db, slots: make([]geoSlot, geoCacheSize)}
+}
+
+// lookup returns db.Lookup(a), cached. A nil cache answers unknown.
+func (c *geoCache) lookup(a netip.Addr) geo.Info {
+	if c == nil || !a.IsValid() {
+		return geo.Info{}
+	}
+	b := a.As16()
+	h := (binary.LittleEndian.Uint64(b[:8])*0x9E3779B97F4A7C15 ^ binary.LittleEndian.Uint64(b[8:])) * 0xC2B2AE3D27D4EB4F
+	s := &c.slots[h>>(64-14)]
+	if s.addr == a {
+		return s.info
+	}
+	s.addr, s.info = a, c.db.Lookup(a)
+	return s.info
+}
+
+// countryASN adapts the cache to detect.GeoFunc.
+func (c *geoCache) countryASN(a netip.Addr) (string, uint32) {
+	in := c.lookup(a)
+	return in.Country, in.ASN
+}

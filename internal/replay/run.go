@@ -1,0 +1,432 @@
+package replay
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/detect"
+	"github.com/portcullis/portcullis/internal/geo"
+	"github.com/portcullis/portcullis/internal/incident"
+	"github.com/portcullis/portcullis/internal/stats"
+)
+
+// Options configures Run.
+type Options struct {
+	// Files are replayed one after the other, in this order (give rotated
+	// logs oldest first). Each is sniffed: a pcap/pcapng capture (also
+	// gzip-compressed classic pcap) or an access log (plain or gzip).
+	Files []string
+	// Format forces the access log format (default: detected per file).
+	Format Format
+	// Speed is the replay speed: 0 replays as fast as possible, N > 0 paces
+	// records at N times real time (by their timestamps).
+	Speed float64
+	// JSON selects the output: one JSON object per incident per line
+	// (true) or a readable summary table (false).
+	JSON bool
+	// DataDir, when set, is the data directory whose incident store
+	// (incident.Open) receives the incidents as they open, change and close.
+	DataDir string
+	// Geo attributes sources to countries and ASNs (nil: unknown).
+	Geo *geo.DB
+	// Detect configures the engine (defaults applied; a single site named
+	// "default" when Sites is empty). Log records and HTTP requests from
+	// captures all belong to site 0.
+	Detect detect.Config
+	// Stats sizes the accountant; its Sites are taken from Detect.
+	Stats stats.Config
+	// Progress receives a progress bar while files are read, only if it is
+	// a terminal (normally os.Stderr); nil draws none.
+	Progress io.Writer
+	// MaxMalformed is how many malformed records are kept per file (default
+	// DefaultMalformedSamples).
+	MaxMalformed int
+	// Now and Sleep are the wall clock and the pacing sleep (defaults
+	// time.Now and a context-aware timer); tests replace them.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// FileSummary reports what was read from one file.
+type FileSummary struct {
+	// Name is the file name as given.
+	Name string `json:"name"`
+	// Format is "combined", "common", "json", "pcap" or "pcapng".
+	Format string `json:"format"`
+	// Lines counts log lines; Skipped the blank and comment lines among them.
+	Lines   int64  `json:"lines,omitempty"`
+	Skipped uint64 `json:"skipped,omitempty"`
+	// Packets counts capture records; NonIP the frames without IP.
+	Packets uint64 `json:"packets,omitempty"`
+	NonIP   uint64 `json:"non_ip,omitempty"`
+	// Requests counts requests fed to detection (log records, or HTTP
+	// requests found in TCP payloads); Duplicates the retransmitted request
+	// segments not counted again.
+	Requests   uint64 `json:"requests"`
+	Duplicates uint64 `json:"duplicates,omitempty"`
+	// Malformed counts the records that could not be parsed, with the first
+	// ones' line or packet numbers.
+	Malformed Malformed `json:"malformed"`
+	// First and Last are the earliest and latest record times.
+	First time.Time `json:"first,omitzero"`
+	Last  time.Time `json:"last,omitzero"`
+}
+
+// Summary is the outcome of Run.
+type Summary struct {
+	Files []FileSummary `json:"files"`
+	// Incidents are the incidents detected, in the order they opened.
+	Incidents []*incident.Incident `json:"incidents"`
+	// Elapsed is the wall-clock time the replay took.
+	Elapsed time.Duration `json:"elapsed"`
+}
+
+// input is one opened file with its reader.
+type input struct {
+	name   string
+	f      *os.File
+	count  *countingReader
+	size   int64
+	log    *LogReader
+	pcap   *PcapReader
+	closer io.Closer
+}
+
+func (in *input) Close() {
+	if in.closer != nil {
+		in.closer.Close()
+	}
+	if in.log != nil {
+		in.log.Close()
+	}
+	in.f.Close()
+}
+
+// openInput opens name and builds the reader its content calls for.
+func openInput(name string, opts *Options) (*input, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	in := &input{name: name, f: f, count: &countingReader{r: f}}
+	if st, err := f.Stat(); err == nil {
+		in.size = st.Size()
+	}
+	br := bufio.NewReaderSize(in.count, 64<<10)
+	var r io.Reader = br
+	head, _ := br.Peek(4)
+	if len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("replay: %s: gzip: %w", name, err)
+		}
+		in.closer = zr
+		zbr := bufio.NewReaderSize(zr, 64<<10)
+		head, _ = zbr.Peek(4)
+		r = zbr
+	}
+	if IsCapture(head) {
+		in.pcap, err = NewPcapReader(r, PcapOptions{
+			PrefixBits4: 24, PrefixBits6: 64, MaxMalformed: opts.MaxMalformed,
+		})
+	} else {
+		in.log, err = NewLogReader(r, LogOptions{Format: opts.Format, MaxMalformed: opts.MaxMalformed})
+	}
+	if err != nil {
+		in.Close()
+		return nil, fmt.Errorf("replay: %s: %w", name, err)
+	}
+	return in, nil
+}
+
+// Run replays opts.Files through traffic accounting and the detection
+// engine on the records' own timestamps, writes the incidents to out (JSON
+// lines or a table, see Options.JSON) and, with DataDir, to the incident
+// store. Malformed records are counted in the Summary, never fatal. Errors:
+// a file that cannot be opened or is in no supported format (checked for
+// every file before any is replayed), an invalid configuration, a store
+// that cannot be opened or written (the replay still completes and the
+// Summary is returned with the error), a read error, and ctx's error if it
+// ends first. Errors are prefixed "replay:".
+func Run(ctx context.Context, opts Options, out io.Writer) (Summary, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Sleep == nil {
+		opts.Sleep = sleepCtx
+	}
+	started := opts.Now()
+	var sum Summary
+	if len(opts.Files) == 0 {
+		return sum, errors.New("replay: no input files")
+	}
+	// Check every file before replaying any.
+	for _, name := range opts.Files {
+		in, err := openInput(name, &opts)
+		if err != nil {
+			return sum, err
+		}
+		in.Close()
+	}
+
+	cfg := opts.Detect
+	if len(cfg.Sites) == 0 {
+		cfg.Sites = []detect.SiteConfig{{Name: "default"}}
+	}
+	scfg := opts.Stats
+	scfg.Sites = cfg.StatsSites()
+	acc, err := stats.New(scfg)
+	if err != nil {
+		return sum, fmt.Errorf("replay: %w", err)
+	}
+	sink := &fanout{mem: &detect.MemorySink{}}
+	if opts.DataDir != "" {
+		st, err := incident.Open(opts.DataDir)
+		if err != nil {
+			return sum, fmt.Errorf("replay: %w", err)
+		}
+		defer st.Close()
+		sink.store = incident.Sink{B: st}
+	}
+	gc := newGeoCache(opts.Geo)
+	var eventNow time.Time
+	dopts := detect.Options{Clock: func() time.Time { return eventNow }}
+	if gc != nil {
+		dopts.Geo = gc.countryASN
+	}
+	eng, err := detect.NewEngine(cfg, len(cfg.Sites), sink, dopts)
+	if err != nil {
+		return sum, fmt.Errorf("replay: %w", err)
+	}
+	pipe := detect.NewPipeline(acc, eng)
+
+	var total int64
+	for _, name := range opts.Files {
+		if st, err := os.Stat(name); err == nil {
+			total += st.Size()
+		}
+	}
+	bar := newProgress(opts.Progress, total, opts.Now)
+	pace := pacer{speed: opts.Speed, now: opts.Now, sleep: opts.Sleep}
+	var done int64
+	var runErr error
+	for i, name := range opts.Files {
+		in, err := openInput(name, &opts)
+		if err != nil {
+			runErr = err
+			break
+		}
+		fs := FileSummary{Name: name}
+		feed := feeder{ctx: ctx, pipe: pipe, geo: gc, pace: &pace, bar: bar, eventNow: &eventNow,
+			file: i + 1, files: len(opts.Files), base: done, in: in, sink: sink}
+		err = feed.run(&fs)
+		done += in.size
+		in.Close()
+		sum.Files = append(sum.Files, fs)
+		if err != nil {
+			runErr = err
+			break
+		}
+	}
+	bar.clear()
+	// Close what is still open even when interrupted, so that the store
+	// holds no incident that will never end.
+	sink.keep(pipe.Finish(context.WithoutCancel(ctx)))
+	sum.Incidents = sink.mem.Incidents()
+	sum.Elapsed = opts.Now().Sub(started)
+	var werr error
+	if opts.JSON {
+		werr = WriteJSON(out, sum.Incidents)
+	} else {
+		werr = sum.WriteTable(out)
+	}
+	return sum, errors.Join(runErr, sink.err(), werr)
+}
+
+// feeder replays one file.
+type feeder struct {
+	ctx         context.Context
+	pipe        *detect.Pipeline
+	geo         *geoCache
+	pace        *pacer
+	bar         *progress
+	eventNow    *time.Time
+	file, files int
+	base        int64
+	in          *input
+	sink        *fanout
+}
+
+func (f *feeder) run(fs *FileSummary) error {
+	var req stats.Request
+	var pkt stats.Packet
+	var first, last int64
+	see := func(t int64) {
+		if first == 0 || t < first {
+			first = t
+		}
+		last = max(last, t)
+		*f.eventNow = time.Unix(0, t)
+	}
+	defer func() {
+		if first != 0 {
+			fs.First, fs.Last = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
+		}
+	}()
+	attribute := func(r *stats.Request) {
+		if f.geo != nil {
+			info := f.geo.lookup(r.Addr)
+			r.Country, r.ASN = info.Country, info.ASN
+		}
+	}
+	for n := 0; ; n++ {
+		if n&4095 == 0 {
+			if err := f.ctx.Err(); err != nil {
+				return fmt.Errorf("replay: %s: %w", f.in.name, err)
+			}
+			f.bar.update(f.file, f.files, f.base+f.in.count.n, fs.Requests+fs.Packets, len(f.sink.mem.Incidents()))
+		}
+		if f.in.log != nil {
+			if !f.in.log.Next(&req) {
+				break
+			}
+			see(req.Time)
+			if err := f.pace.wait(f.ctx, req.Time); err != nil {
+				return fmt.Errorf("replay: %s: %w", f.in.name, err)
+			}
+			attribute(&req)
+			f.sink.keep(f.pipe.Request(f.ctx, &req))
+			fs.Requests++
+			continue
+		}
+		if !f.in.pcap.Next(&pkt, &req) {
+			break
+		}
+		see(pkt.Time)
+		if err := f.pace.wait(f.ctx, pkt.Time); err != nil {
+			return fmt.Errorf("replay: %s: %w", f.in.name, err)
+		}
+		f.sink.keep(f.pipe.Packet(f.ctx, &pkt))
+		if f.in.pcap.HTTP() {
+			attribute(&req)
+			f.sink.keep(f.pipe.Request(f.ctx, &req))
+			fs.Requests++
+		}
+	}
+	if lr := f.in.log; lr != nil {
+		fs.Format = lr.Format().String()
+		fs.Lines, fs.Skipped, fs.Malformed = lr.Lines(), lr.Skipped(), lr.Malformed()
+		if err := lr.Err(); err != nil {
+			return fmt.Errorf("replay: %s: %w", f.in.name, err)
+		}
+		return nil
+	}
+	pr := f.in.pcap
+	fs.Format = pr.Format()
+	fs.Packets, fs.NonIP, fs.Duplicates, fs.Malformed = pr.Packets(), pr.NonIP(), pr.Duplicates(), pr.Malformed()
+	return nil
+}
+
+// fanout is the engine's sink: every incident goes to memory (for the
+// output) and, with a data directory, to the store. The first store error is
+// kept and returned by Run.
+type fanout struct {
+	mem   *detect.MemorySink
+	store incident.Sink
+	first error
+}
+
+func (s *fanout) keep(err error) {
+	if err != nil && s.first == nil {
+		s.first = err
+	}
+}
+
+func (s *fanout) err() error {
+	if s.first != nil {
+		return fmt.Errorf("replay: incident store: %w", s.first)
+	}
+	return nil
+}
+
+// Open implements detect.Sink.
+func (s *fanout) Open(ctx context.Context, in *incident.Incident) error {
+	s.mem.Open(ctx, in)
+	if s.store.B != nil {
+		return s.store.Open(ctx, in)
+	}
+	return nil
+}
+
+// Update implements detect.Sink.
+func (s *fanout) Update(ctx context.Context, in *incident.Incident) error {
+	s.mem.Update(ctx, in)
+	if s.store.B != nil {
+		return s.store.Update(ctx, in)
+	}
+	return nil
+}
+
+// Close implements detect.Sink.
+func (s *fanout) Close(ctx context.Context, in *incident.Incident) error {
+	s.mem.Close(ctx, in)
+	if s.store.B != nil {
+		return s.store.Close(ctx, in)
+	}
+	return nil
+}
+
+// pacer holds records back to Speed × real time.
+type pacer struct {
+	speed float64
+	first int64
+	start time.Time
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) error
+}
+
+// wait returns when the record at event time t (Unix ns) is due.
+func (p *pacer) wait(ctx context.Context, t int64) error {
+	if p.speed <= 0 {
+		return nil
+	}
+	if p.first == 0 {
+		p.first, p.start = t, p.now()
+		return nil
+	}
+	due := time.Duration(float64(t-p.first) / p.speed)
+	if ahead := due - p.now().Sub(p.start); ahead > time.Millisecond {
+		return p.sleep(ctx, ahead)
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// countingReader counts the bytes read through it (for the progress bar).
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
