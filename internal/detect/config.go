@@ -28,6 +28,10 @@ type Config struct {
 	// confirms an attack (default 4: four times the threshold; short
 	// bursts such as a 23 ms amplification spike are still caught).
 	SevereScore float64
+	// ReleaseScore is the score below which an attack vector no longer
+	// keeps its incident in "attack" (default 0.5; hysteresis against
+	// flapping around the threshold).
+	ReleaseScore float64
 	// QuietTicks is the number of consecutive ticks without a firing
 	// detector after which an attack is "recovering" and a suspicion drops
 	// back to normal (default 4).
@@ -191,6 +195,10 @@ type PacketThresholds struct {
 	// MinPPS is the rate below which a destination gets no state machine
 	// (default 100).
 	MinPPS float64
+	// FlagShare is the least share of the destination's inbound TCP packets
+	// an ACK, RST or SYN-ACK flood must make up (default 0.25): the RSTs that
+	// accompany a SYN-ACK reflection are part of it, not a second vector.
+	FlagShare float64
 }
 
 // Default returns a copy of c with zero fields set to their defaults.
@@ -214,6 +222,7 @@ func (c Config) Default() Config {
 	dur(&c.Window, time.Second)
 	integer(&c.ConfirmTicks, 2)
 	num(&c.SevereScore, 4)
+	num(&c.ReleaseScore, 0.5)
 	integer(&c.QuietTicks, 4)
 	dur(&c.RecoverAfter, 10*time.Second)
 	dur(&c.UpdateEvery, 5*time.Second)
@@ -267,6 +276,7 @@ func (c Config) Default() Config {
 	num(&p.ICMPPPS, 2000)
 	num(&p.FragmentPPS, 2000)
 	num(&p.MinPPS, 100)
+	num(&p.FlagShare, 0.25)
 	return c
 }
 
@@ -288,6 +298,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SevereScore < 1 {
 		bad("SevereScore", "%v must be ≥ 1", c.SevereScore)
+	}
+	if c.ReleaseScore <= 0 || c.ReleaseScore > 1 {
+		bad("ReleaseScore", "%v must be in (0, 1]", c.ReleaseScore)
 	}
 	if c.QuietTicks < 1 {
 		bad("QuietTicks", "%d must be ≥ 1", c.QuietTicks)
@@ -329,7 +342,7 @@ func (c *Config) Validate() error {
 		"Multiplier": p.Multiplier, "SYNPPS": p.SYNPPS, "SYNShare": p.SYNShare, "ACKPPS": p.ACKPPS,
 		"MinFlows": p.MinFlows, "RSTPPS": p.RSTPPS, "SYNACKPPS": p.SYNACKPPS, "MinSources": p.MinSources,
 		"UDPPPS": p.UDPPPS, "AmplificationPPS": p.AmplificationPPS, "AmplificationBPS": p.AmplificationBPS,
-		"ICMPPPS": p.ICMPPPS, "FragmentPPS": p.FragmentPPS, "MinPPS": p.MinPPS,
+		"ICMPPPS": p.ICMPPPS, "FragmentPPS": p.FragmentPPS, "MinPPS": p.MinPPS, "FlagShare": p.FlagShare,
 	})
 	for i, s := range c.Sites {
 		for j, r := range append(append([]Route(nil), s.AuthRoutes...), s.ExpensiveRoutes...) {

@@ -20,6 +20,12 @@ type Signal struct {
 	// Benign marks a surge recognised as legitimate (flash crowd): the
 	// engine then ignores the volumetric vectors (see Suppressible).
 	Benign bool
+	// Sustain reports that the attack pattern is still present below the
+	// alarm level (e.g. a trickle of spoofed SYNs after the burst): an open
+	// incident with this vector does not count the tick as quiet. The engine
+	// also treats Score ≥ Config.ReleaseScore as sustaining (hysteresis:
+	// enter at 1, leave below ReleaseScore).
+	Sustain bool
 	// Evidence holds the figures behind the score (rates, thresholds).
 	Evidence map[string]float64
 }

@@ -29,6 +29,7 @@ type PacketFlood struct {
 	name string
 	T    *PacketThresholds
 	obs  func(d *PacketFlood, v *DestView, b *Baseline) (float64, map[string]float64)
+	sus  func(d *PacketFlood, v *DestView) bool // optional Sustain test
 }
 
 // Name implements NetDetector.
@@ -37,7 +38,11 @@ func (d *PacketFlood) Name() string { return d.name }
 // Observe implements NetDetector.
 func (d *PacketFlood) Observe(v *DestView, b *Baseline, _ time.Time) Signal {
 	s, ev := d.obs(d, v, b)
-	return Signal{Detector: d.name, Vector: d.name, Score: s, Evidence: ev}
+	sig := Signal{Detector: d.name, Vector: d.name, Score: s, Evidence: ev}
+	if d.sus != nil {
+		sig.Sustain = d.sus(d, v)
+	}
+	return sig
 }
 
 // NewPacketDetectors returns one destination's packet detectors:
@@ -51,6 +56,9 @@ func (d *PacketFlood) Observe(v *DestView, b *Baseline, _ time.Time) Signal {
 //     SYNs (backscatter of its own connections);
 //   - tcp_reflection:synack: SYN-ACKs above SYNACKPPS net of the
 //     destination's own SYNs, from at least MinSources reflectors;
+//   - ACK, RST and SYN-ACK floods must also be at least FlagShare of the
+//     destination's inbound TCP; a SYN flood incident is sustained by a
+//     tail of spoofed SYNs (Signal.Sustain);
 //   - udp_flood: UDP from non-reflector ports above UDPPPS;
 //   - udp_amplification:<name>: UDP from one reflector source port (DNS 53,
 //     NTP 123, SNMP 161, … see stats.AmplificationVectors) above
@@ -58,7 +66,7 @@ func (d *PacketFlood) Observe(v *DestView, b *Baseline, _ time.Time) Signal {
 //   - icmp_flood: ICMP above ICMPPPS; ip_fragments: fragments above FragmentPPS.
 func NewPacketDetectors(t *PacketThresholds) []NetDetector {
 	ds := []NetDetector{
-		&PacketFlood{name: "syn_flood", T: t, obs: obsSYN},
+		&PacketFlood{name: "syn_flood", T: t, obs: obsSYN, sus: susSYN},
 		&PacketFlood{name: "ack_flood", T: t, obs: obsACK},
 		&PacketFlood{name: "rst_flood", T: t, obs: obsRST},
 		&PacketFlood{name: "tcp_reflection:synack", T: t, obs: obsSYNACK},
@@ -80,12 +88,22 @@ func obsSYN(d *PacketFlood, v *DestView, b *Baseline) (float64, map[string]float
 		map[string]float64{"syn_pps": rate, "threshold_pps": thr, "syn_share": sh, "sources": float64(v.WindowSources)}
 }
 
+// susSYN sustains a SYN flood incident through a low-rate tail of spoofed
+// SYNs: at least 10 SYN/s, 90% of inbound TCP, from about as many sources
+// as packets.
+func susSYN(d *PacketFlood, v *DestView) bool {
+	syn := v.Sum.SYN
+	return v.Rate(SYNPPS) >= 10 && share(syn, v.Sum.TCP.Packets) >= 0.9 &&
+		float64(v.WindowSources) >= 0.5*float64(syn)
+}
+
 func obsACK(d *PacketFlood, v *DestView, b *Baseline) (float64, map[string]float64) {
 	rate := v.Rate(ACKPPS)
 	thr := b.Threshold(ACKPPS, d.T.ACKPPS, d.T.Multiplier)
 	flows := float64(v.Sum.Flows)
-	return gate(flows >= d.T.MinFlows, score(rate, thr)),
-		map[string]float64{"ack_pps": rate, "threshold_pps": thr, "flows": flows}
+	sh := share(v.Sum.ACK, v.Sum.TCP.Packets)
+	return gate(flows >= d.T.MinFlows && sh >= d.T.FlagShare, score(rate, thr)),
+		map[string]float64{"ack_pps": rate, "threshold_pps": thr, "flows": flows, "ack_share": sh}
 }
 
 // net returns a - b, floored at 0.
@@ -97,17 +115,21 @@ func netOf(a, b uint64) uint64 {
 }
 
 func obsRST(d *PacketFlood, v *DestView, b *Baseline) (float64, map[string]float64) {
-	rate := perSecond(float64(netOf(v.Sum.RST, v.Sum.SentSYN)), v.Window)
+	rst := netOf(v.Sum.RST, v.Sum.SentSYN)
+	rate := perSecond(float64(rst), v.Window)
 	thr := b.Threshold(RSTPPS, d.T.RSTPPS, d.T.Multiplier)
-	return score(rate, thr), map[string]float64{"rst_pps": rate, "threshold_pps": thr}
+	sh := share(rst, v.Sum.TCP.Packets)
+	return gate(sh >= d.T.FlagShare, score(rate, thr)), map[string]float64{"rst_pps": rate, "threshold_pps": thr, "rst_share": sh}
 }
 
 func obsSYNACK(d *PacketFlood, v *DestView, b *Baseline) (float64, map[string]float64) {
-	rate := perSecond(float64(netOf(v.Sum.SYNACK, v.Sum.SentSYN)), v.Window)
+	sa := netOf(v.Sum.SYNACK, v.Sum.SentSYN)
+	rate := perSecond(float64(sa), v.Window)
 	thr := b.Threshold(SYNACKPPS, d.T.SYNACKPPS, d.T.Multiplier)
 	src := float64(v.WindowSources)
-	return gate(src >= d.T.MinSources, score(rate, thr)),
-		map[string]float64{"synack_pps": rate, "threshold_pps": thr, "sources": src}
+	sh := share(sa, v.Sum.TCP.Packets)
+	return gate(src >= d.T.MinSources && sh >= d.T.FlagShare, score(rate, thr)),
+		map[string]float64{"synack_pps": rate, "threshold_pps": thr, "sources": src, "synack_share": sh}
 }
 
 func obsUDP(d *PacketFlood, v *DestView, b *Baseline) (float64, map[string]float64) {

@@ -2,76 +2,181 @@ package detect
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/stats"
 )
 
+// DefaultLateness is how far out of order a Pipeline accepts records by
+// default. Access logs are written in completion order and some (the
+// anonymised benchmark log in ../shared/data shuffles each minute) are far
+// more disordered than that; 60 s of event time costs memory proportional to
+// 60 s of traffic, not CPU.
+const DefaultLateness = 60 * time.Second
+
+// PipelineOption configures a Pipeline.
+type PipelineOption func(*Pipeline)
+
+// WithLateness sets how far behind the newest record a record may arrive
+// and still be counted in its own tick (default DefaultLateness; 0 counts
+// every record in the tick being filled, the cheapest choice for inputs in
+// time order such as pcap). Records later than that count in the oldest open
+// tick and in LateRecords.
+func WithLateness(d time.Duration) PipelineOption {
+	return func(p *Pipeline) { p.lateness = max(d, 0) }
+}
+
 // Pipeline drives an Accountant and an Engine on event time, for replay and
-// tests: records are fed in (roughly) time order and, whenever a record's
-// time passes the end of the current tick, the tick is snapshotted and
-// stepped first. Ticks are aligned to multiples of Config.Tick since the
-// Unix epoch. Records older than the current tick (out of order) count in
-// the current tick. Long idle gaps are skipped: once the engine is idle and
-// the window has drained, the pipeline jumps to the next record's tick
-// rather than stepping through empty ticks (baselines weight samples by the
-// time between them, so the gap is not learned as zero traffic).
+// tests. Records are fed in roughly time order; they are held in per-tick
+// buckets for the lateness, and a tick is snapshotted and stepped once the
+// newest record is more than the lateness past its end. Ticks are aligned
+// to multiples of Config.Tick since the Unix epoch. Long idle gaps are
+// skipped: once the engine is idle and the window has drained, the pipeline
+// jumps to the next record's tick instead of stepping through empty ticks
+// (baselines weight samples by the time between them, so the gap is not
+// learned as zero traffic).
 //
-// Not safe for concurrent use. Live serving uses the Accountant and Engine
-// directly with a wall-clock ticker.
+// Requests' strings are copied when buffered, so callers may reuse their
+// memory. Not safe for concurrent use; live serving uses the Accountant and
+// Engine directly with a wall-clock ticker.
 type Pipeline struct {
-	acc    *stats.Accountant
-	eng    *Engine
-	tick   int64
-	window int64
-	next   int64 // end of the current tick; 0 before the first record
-	empty  int   // consecutive empty ticks stepped
+	acc      *stats.Accountant
+	eng      *Engine
+	tick     int64
+	window   int64
+	lateness time.Duration
+
+	next    int64 // end of the oldest open tick; 0 before the first record
+	newest  int64 // newest record time seen
+	buckets []bucket
+	head    int // index of the oldest open tick's bucket
+	empty   int // consecutive empty ticks stepped
+	late    uint64
+}
+
+type bucket struct {
+	reqs []stats.Request
+	pkts []stats.Packet
 }
 
 // NewPipeline returns a pipeline over acc and eng.
-func NewPipeline(acc *stats.Accountant, eng *Engine) *Pipeline {
+func NewPipeline(acc *stats.Accountant, eng *Engine, opts ...PipelineOption) *Pipeline {
 	c := eng.Config()
-	return &Pipeline{acc: acc, eng: eng, tick: int64(c.Tick), window: int64(c.Window)}
+	p := &Pipeline{acc: acc, eng: eng, tick: int64(c.Tick), window: int64(c.Window), lateness: DefaultLateness}
+	for _, o := range opts {
+		o(p)
+	}
+	p.buckets = make([]bucket, int64(p.lateness)/p.tick+2)
+	return p
 }
 
-// Request advances to r.Time and accounts r.
+// LateRecords returns how many records arrived later than the lateness
+// allows and were counted in a later tick than their own.
+func (p *Pipeline) LateRecords() uint64 { return p.late }
+
+// Request accounts r in its tick, stepping the ticks that are complete.
 func (p *Pipeline) Request(ctx context.Context, r *stats.Request) error {
-	err := p.Advance(ctx, r.Time)
-	p.acc.ObserveRequest(r)
+	b, err := p.place(ctx, r.Time)
+	if b == nil {
+		p.acc.ObserveRequest(r)
+		return err
+	}
+	c := *r
+	c.Method = strings.Clone(c.Method)
+	c.Path = strings.Clone(c.Path)
+	c.Query = strings.Clone(c.Query)
+	c.UserAgent = strings.Clone(c.UserAgent)
+	c.Country = strings.Clone(c.Country)
+	b.reqs = append(b.reqs, c)
 	return err
 }
 
-// Packet advances to pk.Time and accounts pk.
+// Packet accounts pk in its tick, stepping the ticks that are complete.
 func (p *Pipeline) Packet(ctx context.Context, pk *stats.Packet) error {
-	err := p.Advance(ctx, pk.Time)
-	p.acc.ObservePacket(pk)
+	b, err := p.place(ctx, pk.Time)
+	if b == nil {
+		p.acc.ObservePacket(pk)
+		return err
+	}
+	b.pkts = append(b.pkts, *pk)
 	return err
 }
 
-// Advance steps every tick that ends at or before now (Unix ns).
+// Advance steps every tick that is complete once event time has reached now
+// (Unix ns): ticks ending at or before now - lateness.
 func (p *Pipeline) Advance(ctx context.Context, now int64) error {
+	_, err := p.place(ctx, now)
+	return err
+}
+
+// place advances event time to t and returns the bucket a record at t
+// belongs in, or nil when it goes straight to the accountant (no lateness).
+func (p *Pipeline) place(ctx context.Context, t int64) (*bucket, error) {
 	if p.next == 0 {
-		start := now - mod(now, p.tick)
+		start := t - mod(t, p.tick)
 		p.acc.Begin(start)
 		p.next = start + p.tick
-		return nil
+		p.newest = t
 	}
+	p.newest = max(p.newest, t)
 	var err error
-	for now >= p.next {
-		if e := p.stepTick(ctx); e != nil && err == nil {
+	keep := func(e error) {
+		if e != nil && err == nil {
 			err = e
 		}
-		// Skip idle gaps once the window has emptied.
-		if now >= p.next && int64(p.empty)*p.tick > p.window && p.eng.Idle() {
-			start := now - mod(now, p.tick)
-			p.acc.Begin(start)
-			p.next = start + p.tick
+	}
+	// Step ticks whose end plus the lateness has passed, and make room in
+	// the bucket ring for t.
+	horizon := p.newest - int64(p.lateness)
+	span := int64(len(p.buckets)-1) * p.tick
+	for p.next <= horizon || t >= p.next+span {
+		keep(p.stepTick(ctx))
+		if p.empty > 0 && int64(p.empty)*p.tick > p.window && p.bufferedEmpty() && p.eng.Idle() {
+			// Idle gap: jump to the tick holding the earliest of horizon and t.
+			to := min(max(horizon, p.next), t)
+			if to >= p.next {
+				start := to - mod(to, p.tick)
+				p.acc.Begin(start)
+				p.next = start + p.tick
+			}
 		}
 	}
-	return err
+	if p.lateness == 0 {
+		return nil, err
+	}
+	off := (t - (p.next - p.tick)) / p.tick
+	if t < p.next-p.tick {
+		off = 0
+		p.late++
+	}
+	return &p.buckets[(p.head+int(off))%len(p.buckets)], err
 }
 
+func (p *Pipeline) bufferedEmpty() bool {
+	for i := range p.buckets {
+		if len(p.buckets[i].reqs) > 0 || len(p.buckets[i].pkts) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// stepTick feeds the oldest bucket to the accountant, snapshots its tick and
+// steps the engine.
 func (p *Pipeline) stepTick(ctx context.Context) error {
+	if p.lateness > 0 {
+		b := &p.buckets[p.head]
+		for i := range b.reqs {
+			p.acc.ObserveRequest(&b.reqs[i])
+		}
+		for i := range b.pkts {
+			p.acc.ObservePacket(&b.pkts[i])
+		}
+		clear(b.reqs)
+		b.reqs, b.pkts = b.reqs[:0], b.pkts[:0]
+		p.head = (p.head + 1) % len(p.buckets)
+	}
 	snap := p.acc.Snapshot(p.next)
 	if isEmpty(snap) {
 		p.empty++
@@ -101,10 +206,10 @@ func isEmpty(s *stats.Snapshot) bool {
 	return true
 }
 
-// Finish steps the last partial tick, then steps empty ticks until every
-// target is back to normal (so incidents close with their recovery in the
-// timeline), at most RecoverAfter + Window + QuietTicks ticks, and finally
-// closes whatever is still open with Engine.Finish.
+// Finish steps the buffered ticks, then empty ticks until every target is
+// back to normal (so incidents close with their recovery in the timeline),
+// at most RecoverAfter + Window + QuietTicks ticks, and finally closes
+// whatever is still open with Engine.Finish.
 func (p *Pipeline) Finish(ctx context.Context) error {
 	if p.next == 0 {
 		return nil
@@ -115,7 +220,9 @@ func (p *Pipeline) Finish(ctx context.Context) error {
 			errs = err
 		}
 	}
-	keep(p.stepTick(ctx))
+	for p.next <= p.newest+p.tick || !p.bufferedEmpty() {
+		keep(p.stepTick(ctx))
+	}
 	c := p.eng.Config()
 	limit := int((c.RecoverAfter+c.Window)/c.Tick) + c.QuietTicks + 1
 	for i := 0; i < limit && !p.eng.Idle(); i++ {

@@ -41,7 +41,7 @@ func (d *CredentialStuffing) Name() string { return "credential_stuffing:" + d.R
 // Observe implements SiteDetector. It learns the route's baseline from ticks
 // where it does not fire.
 func (d *CredentialStuffing) Observe(v *SiteView, _ *Baseline, now time.Time) Signal {
-	rr := v.Routes[authRouteName(d.Route.Name)]
+	rr := routeRates(v, authRouteName(d.Route.Name), d.Route.Name)
 	thr := d.base.threshold(d.T.AuthFloorRPS, d.T.AuthMultiplier)
 	if d.Route.MaxRPS > 0 {
 		thr = d.Route.MaxRPS
@@ -80,7 +80,7 @@ func (d *ExpensiveRoute) Name() string { return "expensive_route:" + d.Route.Nam
 
 // Observe implements SiteDetector.
 func (d *ExpensiveRoute) Observe(v *SiteView, _ *Baseline, now time.Time) Signal {
-	rr := v.Routes[expensiveRouteName(d.Route.Name)]
+	rr := routeRates(v, expensiveRouteName(d.Route.Name), d.Route.Name)
 	thr := d.base.threshold(d.T.ExpensiveFloorRPS, d.T.ExpensiveMultiplier)
 	if d.Route.MaxRPS > 0 {
 		thr = d.Route.MaxRPS
@@ -132,6 +132,16 @@ func (d *FlashCrowd) Observe(v *SiteView, b *Baseline, _ time.Time) Signal {
 		sig.Benign = true
 	}
 	return sig
+}
+
+// routeRates returns the window figures of the accountant route backing a
+// detector: the name StatsSites gives it, or else the route's own name (for
+// callers that build the accountant's routes themselves with the same names).
+func routeRates(v *SiteView, name, plain string) RouteRates {
+	if rr, ok := v.Routes[name]; ok {
+		return rr
+	}
+	return v.Routes[plain]
 }
 
 // authRouteName and expensiveRouteName name the accountant routes that

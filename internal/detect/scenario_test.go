@@ -397,7 +397,9 @@ func runScenario(t *testing.T, sc *scenario) scenarioResult {
 		recs = append(recs, sc.phases[i].generate(rng, siteIdx)...)
 	}
 	slices.SortStableFunc(recs, func(a, b record) int { return cmp.Compare(a.at, b.at) })
-	p := NewPipeline(acc, eng)
+	// Records are generated in time order; connection events go straight to
+	// the accountant, so no reorder buffer.
+	p := NewPipeline(acc, eng, WithLateness(0))
 	ctx := context.Background()
 	base := scenarioT0.UnixNano()
 	for _, r := range recs {

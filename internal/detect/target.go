@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
@@ -43,24 +44,46 @@ type tickResult struct {
 }
 
 // firingVectors returns the vectors of the signals that fire this tick
-// (flash-crowd vetoes applied) and the highest score among them.
+// (flash-crowd vetoes applied), strongest first, and the highest score.
 func firingVectors(sigs []Signal) (vectors []string, top float64, flash bool) {
 	for _, s := range sigs {
 		if s.Benign && s.Score >= 1 {
 			flash = true
 		}
 	}
+	var firing []Signal
 	for _, s := range sigs {
 		if !s.Fires() || (flash && Suppressible(s.Vector)) {
 			continue
 		}
+		firing = append(firing, s)
+		top = max(top, s.Score)
+	}
+	slices.SortStableFunc(firing, func(a, b Signal) int { return cmp.Compare(b.Score, a.Score) })
+	for _, s := range firing {
 		if !slices.Contains(vectors, s.Vector) {
 			vectors = append(vectors, s.Vector)
 		}
-		top = max(top, s.Score)
 	}
-	slices.Sort(vectors)
 	return vectors, top, flash
+}
+
+// sustained reports whether a signal keeps an open incident in attack: one
+// of its vectors is still at least ReleaseScore, or its detector reports
+// the attack pattern (Sustain).
+func (e *Engine) sustained(t *target, sigs []Signal) bool {
+	if t.inc == nil {
+		return false
+	}
+	for _, s := range sigs {
+		if s.Benign || !slices.Contains(t.inc.Vectors, s.Vector) {
+			continue
+		}
+		if s.Sustain || s.Score >= e.cfg.ReleaseScore {
+			return true
+		}
+	}
+	return false
 }
 
 func evidence(sigs []Signal) map[string]float64 {
@@ -92,10 +115,11 @@ func (e *Engine) stepTarget(t *target, r tickResult, feed func(*attribution)) []
 	t.fired = fires
 	var calls []func(context.Context) error
 
-	if fires {
+	switch {
+	case fires || e.sustained(t, r.signals):
 		t.quiet = 0
 		t.lastFire = r.end
-	} else {
+	default:
 		t.quiet++
 	}
 
@@ -126,7 +150,7 @@ func (e *Engine) stepTarget(t *target, r tickResult, feed func(*attribution)) []
 	case incident.StateAttack:
 		feed(t.attr)
 		e.addVectors(t, r.end, vectors, r.signals)
-		if !fires && t.quiet >= e.cfg.QuietTicks {
+		if t.quiet >= e.cfg.QuietTicks {
 			e.transition(t, incident.StateRecovering, r.end, "attack traffic subsided", r.signals)
 			calls = append(calls, e.write(t, r.end, true))
 		} else if c := e.write(t, r.end, false); c != nil {

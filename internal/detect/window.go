@@ -44,9 +44,8 @@ func (w *siteWindow) push(s *stats.SiteSnapshot, span tickSpan, v *SiteView) {
 	var lat stats.LatencyHistogram
 	addrs := map[netip.Addr]uint64{}
 	pfx := map[netip.Prefix]uint64{}
-	if w.union != nil {
-		w.union.Reset()
-	}
+	var hlls []*stats.HLL
+	var single uint64
 	var routeSrc = map[string]uint64{}
 	var queries float64
 	for i := 0; i < w.n; i++ {
@@ -80,11 +79,8 @@ func (w *siteWindow) push(s *stats.SiteSnapshot, span tickSpan, v *SiteView) {
 			pfx[e.Key] += e.Count
 		}
 		if t.SourcesHLL != nil {
-			if w.union == nil {
-				w.union = t.SourcesHLL.Clone()
-			} else {
-				_ = w.union.Merge(t.SourcesHLL) // same precision: one accountant
-			}
+			hlls = append(hlls, t.SourcesHLL)
+			single = t.Sources
 		}
 		for _, r := range t.Routes {
 			if v.Routes == nil {
@@ -114,9 +110,7 @@ func (w *siteWindow) push(s *stats.SiteSnapshot, span tickSpan, v *SiteView) {
 	r := &v.Rates
 	r[RPS] = perSecond(v.Requests, d)
 	r[BytesPS] = perSecond(bytes, d)
-	if w.union != nil {
-		r[Sources] = float64(w.union.Estimate())
-	}
+	r[Sources] = float64(unionEstimate(&w.union, hlls, single))
 	r[NewConnPS] = perSecond(conns, d)
 	r[SlowPS] = perSecond(slow, d)
 	r[H2ResetPS] = perSecond(h2, d)
@@ -167,9 +161,8 @@ func (w *destWindow) push(dst netip.Addr, d *stats.DestSnapshot, span tickSpan, 
 	w.n = min(w.n+1, len(w.ticks))
 
 	*v = DestView{Dst: dst, Tick: d}
-	if w.union != nil {
-		w.union.Reset()
-	}
+	var hlls []*stats.HLL
+	var single uint64
 	s := &v.Sum
 	for i := 0; i < w.n; i++ {
 		t := &w.ticks[i]
@@ -196,16 +189,11 @@ func (w *destWindow) push(dst netip.Addr, d *stats.DestSnapshot, span tickSpan, 
 		s.Sources = max(s.Sources, t.Sources)
 		s.Flows = max(s.Flows, t.Flows)
 		if t.SourcesHLL != nil {
-			if w.union == nil {
-				w.union = t.SourcesHLL.Clone()
-			} else {
-				_ = w.union.Merge(t.SourcesHLL)
-			}
+			hlls = append(hlls, t.SourcesHLL)
+			single = t.Sources
 		}
 	}
-	if w.union != nil {
-		v.WindowSources = w.union.Estimate()
-	}
+	v.WindowSources = unionEstimate(&w.union, hlls, single)
 	if w.origin == 0 {
 		w.origin = span.start
 	}
@@ -236,4 +224,25 @@ func (w *destWindow) silent() bool {
 func addTraffic(dst *stats.Traffic, t stats.Traffic) {
 	dst.Packets += t.Packets
 	dst.Bytes += t.Bytes
+}
+
+// unionEstimate estimates the distinct count of the union of hlls, reusing
+// *scratch; single is the estimate of hlls[0] when it is the only one (no
+// merge needed).
+func unionEstimate(scratch **stats.HLL, hlls []*stats.HLL, single uint64) uint64 {
+	switch len(hlls) {
+	case 0:
+		return 0
+	case 1:
+		return single
+	}
+	if *scratch == nil {
+		*scratch = hlls[0].Clone()
+	} else {
+		(*scratch).CopyFrom(hlls[0])
+	}
+	for _, h := range hlls[1:] {
+		_ = (*scratch).Merge(h) // same precision: one accountant
+	}
+	return (*scratch).Estimate()
 }

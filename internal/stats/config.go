@@ -45,7 +45,8 @@ type Config struct {
 	// query-string counts (default 8: 256 bytes, ±6.5%).
 	QueryPrecision uint8
 	// DestPrecision is the HyperLogLog precision of per-destination packet
-	// source counts (default 12: 4 KiB, ±1.6%).
+	// source counts (default 14: 16 KiB, ±0.8%; the destination under attack
+	// reports its distinct sources from it).
 	DestPrecision uint8
 	// MaxDestinations bounds the packet destinations with their own
 	// counters per tick (default 256); packets to further destinations count
@@ -117,7 +118,7 @@ func (c Config) Default() Config {
 		c.QueryPrecision = 8
 	}
 	if c.DestPrecision == 0 {
-		c.DestPrecision = 12
+		c.DestPrecision = 14
 	}
 	return c
 }

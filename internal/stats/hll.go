@@ -92,16 +92,21 @@ func (h *HLL) CopyFrom(o *HLL) {
 // Estimate returns the estimated number of distinct items added.
 func (h *HLL) Estimate() uint64 {
 	m := float64(len(h.reg))
-	var sum float64
-	zeros := 0
+	// Histogram of register values first: one cheap pass over the bytes,
+	// then 65 floating-point terms.
+	var hist [65]uint32
 	for _, v := range h.reg {
-		sum += pow2neg[v]
-		if v == 0 {
-			zeros++
-		}
+		hist[v&63]++
 	}
+	zeros := int(hist[0])
 	if zeros == len(h.reg) {
 		return 0
+	}
+	var sum float64
+	for v, n := range hist {
+		if n > 0 {
+			sum += float64(n) * pow2neg[v]
+		}
 	}
 	var alpha float64
 	switch len(h.reg) {

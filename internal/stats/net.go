@@ -172,6 +172,9 @@ func (n *netAcc) add(p *pktRecord) {
 
 // snapshot fills out (except Total) and resets the accumulator.
 func (n *netAcc) snapshot(out *NetSnapshot, topN int) {
+	if n.tot.Packets == 0 {
+		return // nothing drained this tick
+	}
 	out.TCP, out.UDP, out.ICMP, out.Other, out.Fragments = n.tcp, n.udp, n.icmp, n.other, n.fragments
 	out.SYN, out.SYNACK, out.ACK, out.ACKData, out.RST, out.FIN = n.syn, n.synack, n.ack, n.ackData, n.rst, n.fin
 	out.Sources = n.sources.Estimate()

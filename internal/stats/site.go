@@ -131,6 +131,7 @@ type siteAcc struct {
 	uaClass     []UAClass
 	routes      []routeAcc
 	scratch     []byte
+	records     int // records drained this tick
 }
 
 func newSiteAcc(c *Config, sc *SiteConfig) *siteAcc {
@@ -184,6 +185,7 @@ func DefaultPrefix(a netip.Addr) netip.Prefix {
 
 // add folds one request record into the accumulator.
 func (s *siteAcc) add(r *reqRecord) {
+	s.records++
 	w := uint64(r.weight)
 	st := int(r.status / 100)
 	if st > 5 {
@@ -293,6 +295,13 @@ func countryName(i int) string {
 // snapshot fills out's sketch-side fields and resets the accumulator.
 func (s *siteAcc) snapshot(out *SiteSnapshot, topN int) {
 	out.Name = s.name
+	for i := range s.routes {
+		out.Routes = append(out.Routes, RouteSnapshot{Name: s.routes[i].route.Name})
+	}
+	if s.records == 0 {
+		return // nothing drained this tick: all sketch fields stay zero
+	}
+	out.Routes = out.Routes[:0]
 	out.Status = s.status
 	out.Verdicts = s.verdicts
 	out.OriginRequests, out.OriginErrors = s.originReq, s.originErr
@@ -343,6 +352,7 @@ func (s *siteAcc) snapshot(out *SiteSnapshot, topN int) {
 }
 
 func (s *siteAcc) reset() {
+	s.records = 0
 	s.status = [6]uint64{}
 	s.verdicts = [NumVerdicts]uint64{}
 	s.originReq, s.originErr = 0, 0
