@@ -26,8 +26,8 @@ import (
 
 	"github.com/portcullis/portcullis/internal/api"
 	"github.com/portcullis/portcullis/internal/config"
-	"github.com/portcullis/portcullis/internal/detect"
 	"github.com/portcullis/portcullis/internal/edge"
+	"github.com/portcullis/portcullis/internal/incident"
 	"github.com/portcullis/portcullis/internal/ratelimit"
 )
 
@@ -59,6 +59,7 @@ type App struct {
 	mu     sync.Mutex
 	gen    *generation
 	detect *detection
+	store  *incident.Store
 }
 
 // New builds the app from opts.Load() without starting anything. Errors are
@@ -84,7 +85,22 @@ func New(opts Options) (*App, error) {
 	}
 	a.gen = g
 	a.metrics.setSites(siteNames(cfg))
-	d, err := newDetection(cfg, &detect.MemorySink{})
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	store, err := incident.Open(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	a.store = store
+	gdb, err := openGeo(cfg)
+	if err != nil {
+		a.log.Warn("geo data unavailable; countries and ASNs will show as unknown", "err", err)
+	}
+	if gdb == nil {
+		a.log.Info("no geo data configured; countries and ASNs will show as unknown (scripts/fetch-geodata.sh provides the open data)")
+	}
+	d, err := newDetection(cfg, incident.Sink{B: store}, gdb)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +108,7 @@ func New(opts Options) (*App, error) {
 		return nil, err
 	}
 	a.detect = d
-	a.handler = edge.NewHandler(g.rt, &observer{m: a.metrics, next: d.acc.ObserveRequest}, a.log.With("component", "edge"))
+	a.handler = edge.NewHandler(g.rt, &observer{m: a.metrics, geo: &geoCache{db: gdb}, next: d.acc.ObserveRequest}, a.log.With("component", "edge"))
 	a.handler.OnH2Reset(func(int, netip.Addr) { a.metrics.h2Closed.Inc() })
 	return a, nil
 }
@@ -206,6 +222,9 @@ func (a *App) Run(ctx context.Context) error {
 		w.Close()
 	}
 	a.mu.Unlock()
+	if err := a.store.Close(); err != nil {
+		a.log.Error("closing the incident store", "err", err)
+	}
 	return runErr
 }
 

@@ -2,10 +2,12 @@ package app
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/detect"
+	"github.com/portcullis/portcullis/internal/geo"
 	"github.com/portcullis/portcullis/internal/stats"
 )
 
@@ -43,13 +45,17 @@ func detectConfigs(cfg *config.Config) (stats.Config, detect.Config) {
 	return sc, dc
 }
 
-func newDetection(cfg *config.Config, sink detect.Sink) (*detection, error) {
+func newDetection(cfg *config.Config, sink detect.Sink, gdb *geo.DB) (*detection, error) {
 	sc, dc := detectConfigs(cfg)
 	acc, err := stats.New(sc)
 	if err != nil {
 		return nil, err
 	}
-	eng, err := detect.NewEngine(dc, len(sc.Sites), sink, detect.Options{})
+	var opts detect.Options
+	if gdb != nil {
+		opts.Geo = func(a netip.Addr) (string, uint32) { i := gdb.Lookup(a); return i.Country, i.ASN }
+	}
+	eng, err := detect.NewEngine(dc, len(sc.Sites), sink, opts)
 	if err != nil {
 		return nil, err
 	}

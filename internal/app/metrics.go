@@ -64,6 +64,7 @@ func (m *metrics) setSites(names []string) {
 // observer feeds every request to the metrics and to accounting.
 type observer struct {
 	m    *metrics
+	geo  *geoCache
 	next func(*stats.Request)
 }
 
@@ -77,6 +78,7 @@ func (o *observer) ObserveRequest(r *stats.Request) {
 		}
 	}
 	o.m.mu.RUnlock()
+	o.geo.fill(r)
 	if o.next != nil {
 		o.next(r)
 	}

@@ -1,0 +1,80 @@
+package app
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+
+	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/geo"
+	"github.com/portcullis/portcullis/internal/stats"
+)
+
+// openGeo opens the configured geo files, or the open-data layout of
+// scripts/fetch-geodata.sh found in $PORTCULLIS_GEODATA, DATA_DIR/geo or
+// ./testdata/geodata. It returns nil (attribution "unknown") when there is
+// no data; a configured file that cannot be opened is an error.
+func openGeo(cfg *config.Config) (*geo.DB, error) {
+	var files []string
+	if cfg.Geo.CountryMMDB != "" {
+		files = append(files, cfg.Geo.CountryMMDB)
+	}
+	if cfg.Geo.ASNMMDB != "" {
+		files = append(files, cfg.Geo.ASNMMDB)
+	}
+	files = append(files, cfg.Geo.ASNCSV...)
+	if len(files) > 0 {
+		return geo.Open(files...)
+	}
+	for _, dir := range []string{os.Getenv("PORTCULLIS_GEODATA"), filepath.Join(cfg.DataDir, "geo"), "testdata/geodata"} {
+		if dir == "" {
+			continue
+		}
+		var found []string
+		for _, n := range []string{"geo-whois-asn-country.mmdb", "asn-ipv4.csv.gz", "asn-ipv6.csv.gz"} {
+			if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
+				found = append(found, filepath.Join(dir, n))
+			}
+		}
+		if len(found) > 0 {
+			return geo.Open(found...)
+		}
+	}
+	return nil, nil
+}
+
+// geoCache attributes request sources on the request path: a lock-free,
+// direct-mapped cache of immutable entries keyed by the aggregate prefix
+// (addresses of one /24 or /64 share a country and an AS in practice), in
+// front of geo.DB.Lookup (~0.5 µs). A hit costs an atomic load and a
+// compare; a miss allocates one entry.
+type geoCache struct {
+	db    *geo.DB
+	slots [1 << 14]atomic.Pointer[geoEntry]
+}
+
+type geoEntry struct {
+	prefix  netip.Prefix
+	country string
+	asn     uint32
+}
+
+func (c *geoCache) fill(r *stats.Request) {
+	if c == nil || c.db == nil || !r.Prefix.IsValid() {
+		return
+	}
+	b := r.Prefix.Addr().As16()
+	var h uint64
+	for _, x := range b {
+		h = (h ^ uint64(x)) * 0x100000001b3
+	}
+	slot := &c.slots[h>>(64-14)]
+	if e := slot.Load(); e != nil && e.prefix == r.Prefix {
+		r.Country, r.ASN = e.country, e.asn
+		return
+	}
+	info := c.db.Lookup(r.Addr)
+	slot.Store(&geoEntry{prefix: r.Prefix, country: info.Country, asn: info.ASN})
+	r.Country, r.ASN = info.Country, info.ASN
+}
