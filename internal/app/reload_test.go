@@ -76,6 +76,7 @@ func TestReloadKeepsOldConfigOnError(t *testing.T) {
 		}
 	}
 	base := `listeners: [{address: "127.0.0.1:0"}]
+data_dir: ` + t.TempDir() + `
 admin: {address: "127.0.0.1:0", token: "t0ken"}
 client_ip: {trusted_proxies: [127.0.0.1]}
 rules:
@@ -142,6 +143,7 @@ func TestReloadOnFileChange(t *testing.T) {
 	defer origin.Close()
 	path := filepath.Join(t.TempDir(), "p.yaml")
 	cfg := `listeners: [{address: "127.0.0.1:0"}]
+data_dir: ` + t.TempDir() + `
 admin: {address: "127.0.0.1:0"}
 sites: [{origins: ["` + origin.URL + `"], health_check: {path: ""}}]
 `
