@@ -114,7 +114,10 @@ func (p *Pipeline) Advance(ctx context.Context, now int64) error {
 // belongs in, or nil when it goes straight to the accountant (no lateness).
 func (p *Pipeline) place(ctx context.Context, t int64) (*bucket, error) {
 	if p.next == 0 {
-		start := t - mod(t, p.tick)
+		// The first record may not be the earliest: open the ring a
+		// lateness before it.
+		first := t - int64(p.lateness)
+		start := first - mod(first, p.tick)
 		p.acc.Begin(start)
 		p.next = start + p.tick
 		p.newest = t

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -75,8 +77,12 @@ func parseScenario(path string) (*scenario, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return parseScenarioFrom(path, f)
+}
+
+func parseScenarioFrom(path string, r io.Reader) (*scenario, error) {
 	sc := &scenario{file: path, config: map[string]string{}}
-	s := bufio.NewScanner(f)
+	s := bufio.NewScanner(r)
 	ln := 0
 	for s.Scan() {
 		ln++
@@ -353,6 +359,8 @@ func applyConfig(c *Config, kv map[string]string) {
 			c.Baseline.HalfLife = d()
 		case "recover":
 			c.RecoverAfter = d()
+		case "confirm":
+			c.ConfirmTicks = int(f())
 		case "floor_rps":
 			c.HTTP.FloorRPS = f()
 		case "syn_pps":
@@ -366,9 +374,38 @@ func applyConfig(c *Config, kv map[string]string) {
 type scenarioResult struct {
 	incidents []*incident.Incident
 	events    []string // "target: kind message"
+	sink      *MemorySink
+	engine    *Engine
+	errs      []error
+}
+
+// teeSink writes to two sinks; the first's errors win.
+type teeSink struct{ a, b Sink }
+
+func (s teeSink) Open(ctx context.Context, in *incident.Incident) error {
+	return errors.Join(s.a.Open(ctx, in), s.b.Open(ctx, in))
+}
+
+func (s teeSink) Update(ctx context.Context, in *incident.Incident) error {
+	return errors.Join(s.a.Update(ctx, in), s.b.Update(ctx, in))
+}
+
+func (s teeSink) Close(ctx context.Context, in *incident.Incident) error {
+	return errors.Join(s.a.Close(ctx, in), s.b.Close(ctx, in))
 }
 
 func runScenario(t *testing.T, sc *scenario) scenarioResult {
+	t.Helper()
+	res := runScenarioSink(t, sc, nil)
+	for _, err := range res.errs {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// runScenarioSink runs sc with an extra sink (besides the MemorySink the
+// result reads) and collects pipeline errors instead of failing.
+func runScenarioSink(t *testing.T, sc *scenario, extra Sink) scenarioResult {
 	t.Helper()
 	cfg := Config{Sites: sc.sites}
 	applyConfig(&cfg, sc.config)
@@ -378,7 +415,11 @@ func runScenario(t *testing.T, sc *scenario) scenarioResult {
 	}
 	var res scenarioResult
 	sink := &MemorySink{}
-	eng, err := NewEngine(cfg, len(sc.sites), sink, Options{
+	var engSink Sink = sink
+	if extra != nil {
+		engSink = teeSink{sink, extra}
+	}
+	eng, err := NewEngine(cfg, len(sc.sites), engSink, Options{
 		OnEvent: func(target string, e incident.Event) {
 			res.events = append(res.events, fmt.Sprintf("%s %s: %s %s→%s %s", e.Time.Sub(scenarioT0), target, e.Kind, e.From, e.To, e.Message))
 		},
@@ -421,13 +462,14 @@ func runScenario(t *testing.T, sc *scenario) scenarioResult {
 			}
 		}
 		if err != nil {
-			t.Fatal(err)
+			res.errs = append(res.errs, err)
 		}
 	}
 	if err := p.Finish(ctx); err != nil {
-		t.Fatal(err)
+		res.errs = append(res.errs, err)
 	}
 	res.incidents = sink.Incidents()
+	res.sink, res.engine = sink, eng
 	return res
 }
 
