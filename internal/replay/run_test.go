@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 
 	"github.com/portcullis/portcullis/internal/geo"
 	"github.com/portcullis/portcullis/internal/incident"
@@ -348,5 +352,106 @@ func TestProgressBar(t *testing.T) {
 	p.clear()
 	if buf.Len() != 0 {
 		t.Errorf("progress drawn on a non-terminal: %q", buf.String())
+	}
+}
+
+// TestRunF28 is HANDED case F28 on a packet capture: one large download (a
+// single flow of full-size ACK/PSH segments at about 950 Mbit/s, ~82k pps)
+// is not an attack; a spoofed SYN flood to the same host (50k pps from 5,000
+// sources) is a syn_flood incident for that host only.
+func TestRunF28(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes and replays 260k packets")
+	}
+	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv4}
+	download := frame(t, eth, ipv4("198.51.100.10", "203.0.113.20", layers.IPProtocolTCP),
+		&layers.TCP{SrcPort: 443, DstPort: 50000, ACK: true, PSH: true, Seq: 1, Window: 65535},
+		gopacket.Payload(bytes.Repeat([]byte{0x5a}, 1448)))
+	syn := frame(t, eth, ipv4("192.0.2.1", "203.0.113.20", layers.IPProtocolTCP),
+		&layers.TCP{SrcPort: 40000, DstPort: 443, SYN: true, Seq: 1, Window: 1024})
+	t0 := time.Date(2026, 6, 17, 19, 0, 0, 0, time.UTC)
+	// Classic pcap written by hand (nanosecond magic): pcapgo.Writer is too
+	// slow for a few hundred thousand packets in a unit test.
+	type pcapBuf struct{ b []byte }
+	write := func(name string, gen func(w *pcapBuf)) string {
+		w := &pcapBuf{b: binary.LittleEndian.AppendUint32(nil, magicPcapNano)}
+		w.b = binary.LittleEndian.AppendUint16(w.b, 2)
+		w.b = binary.LittleEndian.AppendUint16(w.b, 4)
+		w.b = append(w.b, make([]byte, 8)...)
+		w.b = binary.LittleEndian.AppendUint32(w.b, 65535)
+		w.b = binary.LittleEndian.AppendUint32(w.b, uint32(layers.LinkTypeEthernet))
+		gen(w)
+		p := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(p, w.b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// put records data captured with a 96-byte snaplen, as tcpdump -s 96
+	// would: rates come from the IP header's length, not the capture.
+	put := func(w *pcapBuf, at time.Duration, data []byte) {
+		ts := t0.Add(at)
+		captured := data[:min(len(data), 96)]
+		w.b = binary.LittleEndian.AppendUint32(w.b, uint32(ts.Unix()))
+		w.b = binary.LittleEndian.AppendUint32(w.b, uint32(ts.Nanosecond()))
+		w.b = binary.LittleEndian.AppendUint32(w.b, uint32(len(captured)))
+		w.b = binary.LittleEndian.AppendUint32(w.b, uint32(len(data)))
+		w.b = append(w.b, captured...)
+	}
+	downloadCap := write("download.pcap", func(w *pcapBuf) {
+		const pps, secs = 82_000, 3
+		for i := range pps * secs {
+			binary.BigEndian.PutUint32(download[14+20+4:], uint32(i*1448)) // sequence number
+			put(w, time.Duration(i)*time.Second/pps, download)
+		}
+	})
+	synCap := write("synflood.pcap", func(w *pcapBuf) {
+		const pps, secs = 50_000, 3
+		for i := range pps * secs {
+			src := 5000 + i%5000
+			copy(syn[14+12:], []byte{100, 64 + byte(src>>16), byte(src >> 8), byte(src)}) // spoofed sources
+			binary.BigEndian.PutUint16(syn[14+20:], uint16(1024+i%50000))
+			put(w, time.Duration(i)*time.Second/pps, syn)
+		}
+	})
+	tests := []struct {
+		name        string
+		file        string
+		packets     uint64
+		wantVectors []string // nil: no incident
+	}{
+		{name: "single download is not an attack", file: downloadCap, packets: 246_000},
+		{name: "spoofed syn flood", file: synCap, packets: 150_000, wantVectors: []string{"syn_flood"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			sum, err := Run(context.Background(), Options{Files: []string{tc.file}, JSON: true}, &out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f := sum.Files[0]; f.Malformed.Count != 0 || f.Packets != tc.packets {
+				t.Errorf("%d packets, malformed %v; want %d, none", f.Packets, f.Malformed.First, tc.packets)
+			}
+			if tc.wantVectors == nil {
+				if len(sum.Incidents) != 0 {
+					t.Errorf("incidents for a download: %s", out.String())
+				}
+				return
+			}
+			if len(sum.Incidents) != 1 {
+				t.Fatalf("%d incidents, want 1: %s", len(sum.Incidents), out.String())
+			}
+			in := sum.Incidents[0]
+			if in.Site != "203.0.113.20" || !slices.Equal(in.Vectors, tc.wantVectors) {
+				t.Errorf("incident for %s with %v, want 203.0.113.20 with %v", in.Site, in.Vectors, tc.wantVectors)
+			}
+			if in.PeakPPS < 40_000 {
+				t.Errorf("peak pps %.0f, want about 50,000", in.PeakPPS)
+			}
+			if d := in.Detected.Sub(in.Start); d > time.Second {
+				t.Errorf("detected %v after the start, want within 1 s", d)
+			}
+		})
 	}
 }
