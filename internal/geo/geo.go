@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -274,4 +276,27 @@ func (db *DB) Lookup(addr netip.Addr) Info {
 		}
 	}
 	return in
+}
+
+// DefaultFiles are the files scripts/fetch-geodata.sh writes, in the
+// precedence OpenDir gives them.
+var DefaultFiles = []string{"geo-whois-asn-country.mmdb", "asn-ipv4.csv.gz", "asn-ipv6.csv.gz"}
+
+// OpenDir opens the DefaultFiles present in dir (the fetch script's
+// output). Files that do not exist are skipped and returned in missing, so
+// the caller can warn that attribution will be partly "unknown"; a present
+// but unreadable or corrupt file is an error naming it. With none present
+// the DB answers unknown.
+func OpenDir(dir string) (db *DB, missing []string, err error) {
+	var files []string
+	for _, name := range DefaultFiles {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			missing = append(missing, p)
+			continue
+		}
+		files = append(files, p)
+	}
+	db, err = Open(files...)
+	return db, missing, err
 }

@@ -421,3 +421,49 @@ func lastOf(p netip.Prefix) []byte {
 	}
 	return b[:]
 }
+
+func TestOpenDir(t *testing.T) {
+	full := t.TempDir()
+	mmdb := buildMMDB(t, "country ipvAll", []mmdbNet{{"8.8.0.0/16", map[string]any{"country_code": "US"}}})
+	os.WriteFile(filepath.Join(full, DefaultFiles[0]), mmdb, 0o644)
+	raw, _ := os.ReadFile(gzipFile(t, fixtureCSV))
+	os.WriteFile(filepath.Join(full, DefaultFiles[1]), raw, 0o644)
+	os.WriteFile(filepath.Join(full, DefaultFiles[2]), raw, 0o644)
+	partial := t.TempDir()
+	os.WriteFile(filepath.Join(partial, DefaultFiles[1]), raw, 0o644)
+	corrupt := t.TempDir()
+	os.WriteFile(filepath.Join(corrupt, DefaultFiles[0]), []byte("garbage"), 0o644)
+	tests := []struct {
+		name        string
+		dir         string
+		wantMissing int
+		want        Info
+		wantErr     string
+	}{
+		{name: "all files", dir: full, want: Info{Country: "US", ASN: 15169, ASOrg: "Google LLC"}},
+		{name: "only ipv4 asn", dir: partial, wantMissing: 2, want: Info{ASN: 15169, ASOrg: "Google LLC"}},
+		{name: "empty dir answers unknown", dir: t.TempDir(), wantMissing: 3},
+		{name: "corrupt file is an error", dir: corrupt, wantErr: DefaultFiles[0]},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			db, missing, err := OpenDir(tc.dir)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want it to name %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if len(missing) != tc.wantMissing {
+				t.Errorf("missing %v, want %d files", missing, tc.wantMissing)
+			}
+			if got := db.Lookup(netip.MustParseAddr("8.8.8.8")); got != tc.want {
+				t.Errorf("Lookup = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
