@@ -44,6 +44,11 @@ type Options struct {
 	// Progress receives a progress bar while files are read, only if it is
 	// a terminal (normally os.Stderr); nil draws none.
 	Progress io.Writer
+	// Diagnostics receives, with JSON output, the per-file summary (records
+	// read, malformed records with their line or packet numbers) that the
+	// table output includes; normally os.Stderr. Nil: Progress is used (a
+	// terminal or not), so malformed input is never silently dropped.
+	Diagnostics io.Writer
 	// MaxMalformed is how many malformed records are kept per file (default
 	// DefaultMalformedSamples).
 	MaxMalformed int
@@ -244,6 +249,13 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Summary, error) {
 	var werr error
 	if opts.JSON {
 		werr = WriteJSON(out, sum.Incidents)
+		diag := opts.Diagnostics
+		if diag == nil {
+			diag = opts.Progress
+		}
+		if diag != nil {
+			werr = errors.Join(werr, sum.WriteFiles(diag))
+		}
 	} else {
 		werr = sum.WriteTable(out)
 	}

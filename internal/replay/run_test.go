@@ -224,19 +224,37 @@ func TestRunReportsMalformed(t *testing.T) {
 	good := `192.0.2.1 - - [01/Jan/2026:00:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "ua"`
 	name := filepath.Join(t.TempDir(), "mixed.log")
 	os.WriteFile(name, []byte(strings.Join([]string{good, "garbage", good, `{"not":"clf"}`, good}, "\n")), 0o644)
-	var out bytes.Buffer
-	sum, err := Run(context.Background(), Options{Files: []string{name}}, &out)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		json bool
+	}{
+		{name: "table output"},
+		{name: "json output reports on diagnostics", json: true},
 	}
-	f := sum.Files[0]
-	if f.Requests != 3 || f.Malformed.Count != 2 {
-		t.Errorf("requests %d malformed %d, want 3 and 2", f.Requests, f.Malformed.Count)
-	}
-	for _, want := range []string{"malformed line 2: " + reasonAddr, "malformed line 4: " + reasonAddr, "2 malformed"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
-		}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, diag bytes.Buffer
+			sum, err := Run(context.Background(), Options{Files: []string{name}, JSON: tc.json, Diagnostics: &diag}, &out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := sum.Files[0]
+			if f.Requests != 3 || f.Malformed.Count != 2 {
+				t.Errorf("requests %d malformed %d, want 3 and 2", f.Requests, f.Malformed.Count)
+			}
+			report := out.String()
+			if tc.json {
+				report = diag.String()
+				if out.Len() != 0 {
+					t.Errorf("JSON stdout carries more than incidents: %q", out.String())
+				}
+			}
+			for _, want := range []string{"malformed line 2: " + reasonAddr, "malformed line 4: " + reasonAddr, "2 malformed"} {
+				if !strings.Contains(report, want) {
+					t.Errorf("report lacks %q:\n%s", want, report)
+				}
+			}
+		})
 	}
 }
 
