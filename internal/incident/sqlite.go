@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -35,13 +36,20 @@ type Store struct {
 var _ Backend = (*Store)(nil)
 
 // Open opens (creating if needed) the store in dir and brings its schema up
-// to date. Errors name the file; a schema written by a newer binary is
-// refused.
+// to date. A new database file is created readable by its owner only.
+// Errors name the file; a schema written by a newer binary is refused.
 func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("incident: data dir: %w", err)
 	}
 	path := filepath.Join(dir, DBFile)
+	// Incidents name attacking addresses: create the file owner-only (SQLite
+	// gives its -wal and -shm files the same mode).
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("incident: %s: %w", path, err)
+	}
 	q := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"} {
 		q.Add("_pragma", p)

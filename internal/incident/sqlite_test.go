@@ -57,6 +57,10 @@ func TestOpenMigrations(t *testing.T) {
 		t.Errorf("schema versions %v, want [1]", versions)
 	}
 
+	if st, err := os.Stat(filepath.Join(dir, incident.DBFile)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("database file mode %v (%v), want 0600", st.Mode().Perm(), err)
+	}
+
 	// Reopening is idempotent and keeps the data.
 	s2 := openStore(t, dir)
 	if _, err := s2.Get(ctx, "a"); err != nil {
