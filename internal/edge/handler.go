@@ -230,6 +230,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer rt.Inflight.Release(k)
 	}
 
+	var br *bodyReader
 	if r.Body != nil && r.Body != http.NoBody {
 		limit := site.maxBody(r.URL.Path)
 		if r.ContentLength > limit {
@@ -238,12 +239,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			site.Chain.Write(rw, r, fr, v)
 			return
 		}
-		br := &bodyReader{rc: r.Body, ctl: http.NewResponseController(w), limit: limit,
+		br = &bodyReader{rc: r.Body, ctl: http.NewResponseController(w), limit: limit,
 			idle: rt.Limits.BodyIdleTimeout, minRate: rt.Limits.MinBodyRate, grace: rt.Limits.BodyGrace, start: now}
 		r.Body = br
 	}
 
 	site.Origin.ServeHTTP(rw, r)
+
+	// A body refused by its limits must never end as net/http's implicit
+	// empty 200, which tells the client its upload arrived. On HTTP/1 a
+	// body read deadline also cancels the request context, so the origin
+	// transport reports context.Canceled rather than ErrSlowBody and the
+	// proxy writes nothing; answer for it here (case F15).
+	if br != nil && br.err != nil && !rw.wroteHeader {
+		if v, ok := ClassifyError(br.err); ok {
+			rw.verdict = v.Action
+			site.Chain.Write(rw, r, fr, v)
+			return
+		}
+	}
 
 	if r.ProtoMajor == 2 && ci != nil && rt.Limits.H2ResetBudget > 0 && errors.Is(r.Context().Err(), context.Canceled) && !rw.wroteHeader {
 		// The client cancelled the stream before we answered: count it
