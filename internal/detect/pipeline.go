@@ -2,8 +2,8 @@ package detect
 
 import (
 	"context"
-	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/portcullis/portcullis/internal/stats"
 )
@@ -15,6 +15,11 @@ import (
 // 60 s of traffic, not CPU.
 const DefaultLateness = 60 * time.Second
 
+// DefaultMaxBuffered bounds the records a Pipeline holds for reordering
+// (about 60 MiB of requests): at high rates the effective lateness shrinks
+// to the time these records cover.
+const DefaultMaxBuffered = 1 << 17
+
 // PipelineOption configures a Pipeline.
 type PipelineOption func(*Pipeline)
 
@@ -25,6 +30,12 @@ type PipelineOption func(*Pipeline)
 // tick and in LateRecords.
 func WithLateness(d time.Duration) PipelineOption {
 	return func(p *Pipeline) { p.lateness = max(d, 0) }
+}
+
+// WithMaxBuffered bounds the records held for reordering (default
+// DefaultMaxBuffered); when it is reached the oldest tick is stepped early.
+func WithMaxBuffered(n int) PipelineOption {
+	return func(p *Pipeline) { p.maxBuffered = max(n, 1) }
 }
 
 // Pipeline drives an Accountant and an Engine on event time, for replay and
@@ -41,29 +52,89 @@ func WithLateness(d time.Duration) PipelineOption {
 // memory. Not safe for concurrent use; live serving uses the Accountant and
 // Engine directly with a wall-clock ticker.
 type Pipeline struct {
-	acc      *stats.Accountant
-	eng      *Engine
-	tick     int64
-	window   int64
-	lateness time.Duration
+	acc         *stats.Accountant
+	eng         *Engine
+	tick        int64
+	window      int64
+	lateness    time.Duration
+	maxBuffered int
+	buffered    int
 
 	next    int64 // end of the oldest open tick; 0 before the first record
 	newest  int64 // newest record time seen
 	buckets []bucket
+	pool    []bucket
 	head    int // index of the oldest open tick's bucket
 	empty   int // consecutive empty ticks stepped
 	late    uint64
 }
 
 type bucket struct {
-	reqs []stats.Request
-	pkts []stats.Packet
+	reqs  []stats.Request
+	pkts  []stats.Packet
+	arena []byte // the buffered requests' strings
+}
+
+// bucketPoolSize bounds the flushed buckets' storage kept for reuse, so the
+// memory retained is that of the ticks actually in flight, not of the whole
+// ring.
+const bucketPoolSize = 16
+
+// recycle empties a flushed bucket, keeping its storage in the pool.
+func (p *Pipeline) recycle(b *bucket) {
+	if b.reqs == nil && b.pkts == nil && b.arena == nil {
+		return
+	}
+	clear(b.reqs)
+	if len(p.pool) < bucketPoolSize {
+		p.pool = append(p.pool, bucket{reqs: b.reqs[:0], pkts: b.pkts[:0], arena: b.arena[:0]})
+	}
+	*b = bucket{}
+}
+
+// ready gives an unused bucket storage from the pool.
+func (p *Pipeline) ready(b *bucket) {
+	if b.reqs == nil && b.pkts == nil && b.arena == nil && len(p.pool) > 0 {
+		*b = p.pool[len(p.pool)-1]
+		p.pool = p.pool[:len(p.pool)-1]
+	}
+}
+
+// str copies s into the bucket's arena and returns a string over the copy.
+// The copy lives until the bucket is flushed: the accountant copies what it
+// keeps (stats.Request's contract), and the arena is only overwritten after
+// the flush, when no buffered Request refers to it any more.
+func (b *bucket) str(s string) string {
+	if s == "" {
+		return ""
+	}
+	off := len(b.arena)
+	if cap(b.arena)-off < len(s) {
+		// A new array; strings already handed out keep the old one alive.
+		b.arena = append(make([]byte, 0, max(2*cap(b.arena), len(s), 4096)), b.arena...)
+	}
+	b.arena = append(b.arena, s...)
+	return unsafe.String(&b.arena[off], len(s))
+}
+
+// internMethod returns a constant for the common methods.
+func internMethod(m string) (string, bool) {
+	switch m {
+	case "GET":
+		return "GET", true
+	case "POST":
+		return "POST", true
+	case "HEAD":
+		return "HEAD", true
+	}
+	return "", false
 }
 
 // NewPipeline returns a pipeline over acc and eng.
 func NewPipeline(acc *stats.Accountant, eng *Engine, opts ...PipelineOption) *Pipeline {
 	c := eng.Config()
-	p := &Pipeline{acc: acc, eng: eng, tick: int64(c.Tick), window: int64(c.Window), lateness: DefaultLateness}
+	p := &Pipeline{acc: acc, eng: eng, tick: int64(c.Tick), window: int64(c.Window),
+		lateness: DefaultLateness, maxBuffered: DefaultMaxBuffered}
 	for _, o := range opts {
 		o(p)
 	}
@@ -83,12 +154,18 @@ func (p *Pipeline) Request(ctx context.Context, r *stats.Request) error {
 		return err
 	}
 	c := *r
-	c.Method = strings.Clone(c.Method)
-	c.Path = strings.Clone(c.Path)
-	c.Query = strings.Clone(c.Query)
-	c.UserAgent = strings.Clone(c.UserAgent)
-	c.Country = strings.Clone(c.Country)
+	if m, ok := internMethod(c.Method); ok {
+		c.Method = m
+	} else {
+		c.Method = b.str(c.Method)
+	}
+	// The accountant keeps at most stats.LabelBytes of paths and user agents.
+	c.Path = b.str(c.Path[:min(len(c.Path), stats.LabelBytes)])
+	c.UserAgent = b.str(c.UserAgent[:min(len(c.UserAgent), stats.LabelBytes)])
+	c.Query = b.str(c.Query)
+	c.Country = b.str(c.Country)
 	b.reqs = append(b.reqs, c)
+	p.buffered++
 	return err
 }
 
@@ -100,6 +177,7 @@ func (p *Pipeline) Packet(ctx context.Context, pk *stats.Packet) error {
 		return err
 	}
 	b.pkts = append(b.pkts, *pk)
+	p.buffered++
 	return err
 }
 
@@ -133,7 +211,7 @@ func (p *Pipeline) place(ctx context.Context, t int64) (*bucket, error) {
 	// the bucket ring for t.
 	horizon := p.newest - int64(p.lateness)
 	span := int64(len(p.buckets)-1) * p.tick
-	for p.next <= horizon || t >= p.next+span {
+	for p.next <= horizon || t >= p.next+span || p.buffered >= p.maxBuffered {
 		keep(p.stepTick(ctx))
 		if p.empty > 0 && int64(p.empty)*p.tick > p.window && p.bufferedEmpty() && p.eng.Idle() {
 			// Idle gap: jump to the tick holding the earliest of horizon and t.
@@ -153,7 +231,9 @@ func (p *Pipeline) place(ctx context.Context, t int64) (*bucket, error) {
 		off = 0
 		p.late++
 	}
-	return &p.buckets[(p.head+int(off))%len(p.buckets)], err
+	b := &p.buckets[(p.head+int(off))%len(p.buckets)]
+	p.ready(b)
+	return b, err
 }
 
 func (p *Pipeline) bufferedEmpty() bool {
@@ -176,8 +256,8 @@ func (p *Pipeline) stepTick(ctx context.Context) error {
 		for i := range b.pkts {
 			p.acc.ObservePacket(&b.pkts[i])
 		}
-		clear(b.reqs)
-		b.reqs, b.pkts = b.reqs[:0], b.pkts[:0]
+		p.buffered -= len(b.reqs) + len(b.pkts)
+		p.recycle(b)
 		p.head = (p.head + 1) % len(p.buckets)
 	}
 	snap := p.acc.Snapshot(p.next)
