@@ -36,7 +36,7 @@ records (counted, never fatal). --data-dir also stores the incidents.`,
   portcullis replay --speed 10 --data-dir ./data access.log.1.gz access.log`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := replay.Options{Files: args, JSON: jsonOut, DataDir: dataDir, Progress: os.Stderr}
+			opts := replay.Options{Files: args, JSON: jsonOut, DataDir: dataDir, Progress: os.Stderr, Diagnostics: os.Stderr}
 			switch speed {
 			case "", "max":
 			default:
@@ -67,27 +67,13 @@ records (counted, never fatal). --data-dir also stores the incidents.`,
 	return c
 }
 
-// openGeo opens explicit files, or the standard files of a geo directory
-// (fetch-geodata.sh layout); nil, nil when no data is available.
+// openGeo opens explicit files, or the open data (scripts/fetch-geodata.sh
+// layout) from dir, $PORTCULLIS_GEODATA or ./testdata/geodata; nil, nil
+// when no data is available.
 func openGeo(dir string, files []string) (*geo.DB, error) {
 	if len(files) > 0 {
 		return geo.Open(files...)
 	}
-	if dir == "" {
-		dir = os.Getenv("PORTCULLIS_GEODATA")
-	}
-	if dir == "" {
-		dir = "testdata/geodata"
-	}
-	var found []string
-	for _, n := range []string{"geo-whois-asn-country.mmdb", "asn-ipv4.csv.gz", "asn-ipv6.csv.gz"} {
-		p := dir + "/" + n
-		if _, err := os.Stat(p); err == nil {
-			found = append(found, p)
-		}
-	}
-	if len(found) == 0 {
-		return nil, nil
-	}
-	return geo.Open(found...)
+	db, _, err := geo.OpenFirstDir(dir, os.Getenv("PORTCULLIS_GEODATA"), "testdata/geodata")
+	return db, err
 }

@@ -27,21 +27,8 @@ func openGeo(cfg *config.Config) (*geo.DB, error) {
 	if len(files) > 0 {
 		return geo.Open(files...)
 	}
-	for _, dir := range []string{os.Getenv("PORTCULLIS_GEODATA"), filepath.Join(cfg.DataDir, "geo"), "testdata/geodata"} {
-		if dir == "" {
-			continue
-		}
-		var found []string
-		for _, n := range []string{"geo-whois-asn-country.mmdb", "asn-ipv4.csv.gz", "asn-ipv6.csv.gz"} {
-			if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
-				found = append(found, filepath.Join(dir, n))
-			}
-		}
-		if len(found) > 0 {
-			return geo.Open(found...)
-		}
-	}
-	return nil, nil
+	db, _, err := geo.OpenFirstDir(os.Getenv("PORTCULLIS_GEODATA"), filepath.Join(cfg.DataDir, "geo"), "testdata/geodata")
+	return db, err
 }
 
 // geoCache attributes request sources on the request path: a lock-free,

@@ -300,3 +300,24 @@ func OpenDir(dir string) (db *DB, missing []string, err error) {
 	db, err = Open(files...)
 	return db, missing, err
 }
+
+// OpenFirstDir opens the DefaultFiles of the first directory in dirs that
+// holds at least one of them (empty entries are skipped), returning the DB
+// and the directory used. With no data anywhere it returns nil, "", nil:
+// attribution is then "unknown". A present but corrupt file is an error.
+func OpenFirstDir(dirs ...string) (*DB, string, error) {
+	for _, dir := range dirs {
+		if dir == "" {
+			continue
+		}
+		db, missing, err := OpenDir(dir)
+		if err != nil {
+			return nil, dir, err
+		}
+		if len(missing) < len(DefaultFiles) {
+			return db, dir, nil
+		}
+		db.Close()
+	}
+	return nil, "", nil
+}
