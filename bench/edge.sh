@@ -19,6 +19,10 @@
 #   --origin    nginx (default: `return 200` of a fixed 1 KiB body) or go
 #               (bench/origin, net/http); both keep connections alive
 #   --warmup S  seconds of warm-up per proxy and path before round 1 (2)
+#   --floor     also measure bench/floor's three calibration toys (raw Go
+#               loop, net/http + synchronous upstream, net/http +
+#               httputil.ReverseProxy); needs fewer rounds or a shorter
+#               duration to stay in the time bound, e.g. --rounds 1 --duration 5
 # Environment: PORTCULLIS_BIN=path uses a prebuilt binary instead of building;
 # PORTCULLIS_GOMAXPROCS=N runs Portcullis with GOMAXPROCS=N (default: Go's).
 #
@@ -26,7 +30,7 @@
 # (3 rounds × 2 scenarios × 3 proxies × 10 s + 1 warm-up each) take ~3.5 min.
 set -euo pipefail
 
-ROUNDS=3 DURATION=10 CONNS=64 THREADS=2 ORIGIN_KIND=nginx WRITE=0 KEEP=0 WARMUP=2
+ROUNDS=3 DURATION=10 CONNS=64 THREADS=2 ORIGIN_KIND=nginx WRITE=0 KEEP=0 WARMUP=2 FLOOR=0
 DENIED=198.51.100.7
 SECTION="## Edge: proxied throughput and reject path"
 ARGS=("$@")
@@ -34,6 +38,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--write) WRITE=1 ;;
 	--keep) KEEP=1 ;;
+	--floor) FLOOR=1 ;;
 	--rounds) ROUNDS=$2; shift ;;
 	--duration) DURATION=$2; shift ;;
 	--conns) CONNS=$2; shift ;;
@@ -46,7 +51,8 @@ while [ $# -gt 0 ]; do
 	shift
 done
 case "$ORIGIN_KIND" in go | nginx) ;; *) echo "edge.sh: --origin go|nginx" >&2; exit 2 ;; esac
-budget=$((ROUNDS * 6 * (DURATION + 2) + 6 * (WARMUP + 2) + 20))
+NPROX=$((FLOOR ? 6 : 3))
+budget=$((ROUNDS * 2 * NPROX * (DURATION + 2) + 2 * NPROX * (WARMUP + 2) + 20))
 if [ "$budget" -gt 290 ]; then
 	echo "edge.sh: ~${budget}s estimated; keep rounds×duration under the 5-minute bound" >&2
 	exit 2
@@ -119,6 +125,7 @@ else
 	go build -o "$TMP/portcullis" ./cmd/portcullis
 fi
 [ "$ORIGIN_KIND" = go ] && go build -o "$TMP/origin" ./bench/origin
+[ "$FLOOR" = 1 ] && go build -o "$TMP/floor" ./bench/floor
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- cmd internal 2>/dev/null || COMMIT="$COMMIT+uncommitted"
 
@@ -230,12 +237,22 @@ ${PORTCULLIS_GOMAXPROCS:+env GOMAXPROCS=$PORTCULLIS_GOMAXPROCS} "$TMP/portcullis
 PIDS+=($!)
 PORTCULLIS_PID=$!
 
+declare -A PORT PID
+if [ "$FLOOR" = 1 ]; then
+	for m in raw nethttp-sync nethttp-rp; do
+		PORT[floor-$m]=$(freeport)
+		"$TMP/floor" -mode "$m" -listen "127.0.0.1:${PORT[floor-$m]}" -origin "127.0.0.1:$OPORT" -deny "$DENIED" >"$TMP/floor-$m.log" 2>&1 &
+		PIDS+=($!)
+		PID[floor-$m]=$!
+		waitport "${PORT[floor-$m]}" "floor-$m"
+	done
+fi
 waitport "$NPORT" nginx
 waitport "$HPORT" haproxy
 waitport "$PPORT" portcullis
 
-declare -A PORT=([portcullis]=$PPORT [nginx]=$NPORT [haproxy]=$HPORT)
-declare -A PID=([portcullis]=$PORTCULLIS_PID [nginx]=$NGINX_PID [haproxy]=$HAPROXY_PID)
+PORT+=([portcullis]=$PPORT [nginx]=$NPORT [haproxy]=$HPORT)
+PID+=([portcullis]=$PORTCULLIS_PID [nginx]=$NGINX_PID [haproxy]=$HAPROXY_PID)
 HZ=$(getconf CLK_TCK)
 # cputicks PID: user+system CPU ticks of a process, its threads and its
 # children (nginx workers), from /proc.
@@ -248,6 +265,7 @@ cputicks() {
 	echo "$t"
 }
 PROXIES=(portcullis nginx haproxy)
+[ "$FLOOR" = 1 ] && PROXIES+=(floor-raw floor-nethttp-sync floor-nethttp-rp)
 SCENARIOS=(clean deny)
 
 # --- sanity: each proxy passes the body and refuses the denied source -------
@@ -304,7 +322,7 @@ RAW="$TMP/raw.tsv"
 : >"$RAW"
 for r in $(seq "$ROUNDS"); do
 	# rotate the proxy order each round so no proxy always runs first
-	order=("${PROXIES[@]:$(((r - 1) % 3))}" "${PROXIES[@]:0:$(((r - 1) % 3))}")
+	order=("${PROXIES[@]:$(((r - 1) % ${#PROXIES[@]}))}" "${PROXIES[@]:0:$(((r - 1) % ${#PROXIES[@]}))}")
 	for s in "${SCENARIOS[@]}"; do
 		for p in "${order[@]}"; do
 			out="$TMP/wrk-r$r-$p-$s.txt"
@@ -334,7 +352,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f×", a/b; else
 # Warn when a run did not do what it claims (clean must be all 2xx,
 # deny must be all 403, no socket errors).
 WARN=$(awk -F'\t' '($2=="clean" && $7>0) || ($2=="deny" && $7!=$6) || $8>0 {printf "round %s %s %s: non-2xx %s of %s, socket errors %s; ", $1,$2,$3,$7,$6,$8}' "$RAW")
-declare -A NAME=([portcullis]=Portcullis [nginx]=nginx [haproxy]=HAProxy)
+declare -A NAME=([portcullis]=Portcullis [nginx]=nginx [haproxy]=HAProxy [floor-raw]="floor: raw Go loop (toy)"
+	[floor-nethttp-sync]="floor: net/http + sync upstream (toy)" [floor-nethttp-rp]="floor: net/http + ReverseProxy (toy)")
 declare -A PATHNAME=([clean]="(a) clean proxied GET, 1 KiB" [deny]="(b) reject denied source, 403")
 
 CMD="bench/edge.sh ${ARGS[*]}"
@@ -376,6 +395,10 @@ REPORT="$TMP/report.md"
 	echo "Proxy CPU per request is the user+system CPU time the proxy's processes used during the run"
 	echo "(from /proc, all threads and nginx workers) divided by the requests wrk completed: it shows"
 	echo "how much of the shared cores each proxy needs per request, whatever else was running."
+	if [ "$FLOOR" = 1 ]; then
+		echo "The \"floor\" rows are bench/floor's calibration toys (no hardening, no smuggling checks, no"
+		echo "streaming): what a Go proxy of each design costs here, not candidates to ship."
+	fi
 	echo "Connection kept open after a 403: Portcullis ${KEEPALIVE_403[portcullis]}, nginx ${KEEPALIVE_403[nginx]}, HAProxy ${KEEPALIVE_403[haproxy]}."
 	if [ -n "$WARN" ]; then echo; echo "**Check:** $WARN"; fi
 	echo
