@@ -207,8 +207,12 @@ func (p *Policy) stepSite(now time.Time, in *SiteInput) []Change {
 		}
 	}
 	r := read(in)
-	pressing := !cfg.ObserveOnly && !(r.flash && len(r.vectors) == 0) &&
-		(in.State == incident.StateAttack || (r.distress && in.State != incident.StateNormal))
+	// The attack presses while detection is in attack with a vector firing
+	// this tick (the engine's quiet ticks before "recovering" do not
+	// count), or while the origin is in distress during an episode. A
+	// flash crowd vetoes the volumetric vectors, so it never presses alone.
+	pressing := !cfg.ObserveOnly &&
+		((in.State == incident.StateAttack && len(r.vectors) > 0) || (r.distress && in.State != incident.StateNormal))
 
 	prev := st.level
 	if pressing {
@@ -238,7 +242,7 @@ func (p *Policy) stepSite(now time.Time, in *SiteInput) []Change {
 	switch {
 	case pressing:
 		covered := e.sources(st.level, reasonPrefix(r))
-		e.asns(st.level)
+		covered += e.asns(st.level)
 		e.underAttack(r, covered)
 	case st.level == LevelObserve && (in.State == incident.StateSuspected || in.State == incident.StateAttack):
 		e.sources(LevelObserve, "watching while "+string(in.State))
@@ -296,8 +300,8 @@ func scopeText(u unit) string {
 // asns decides on origin networks: a listed hosting network with at least
 // HostingMinShare of the site's requests gets the level's action; any other
 // network with at least ASNShare and no known-good users is challenged from
-// LevelChallenge up.
-func (e *emitter) asns(l Level) {
+// LevelChallenge up. It returns the requests the decided networks sent.
+func (e *emitter) asns(l Level) (covered uint64) {
 	for _, a := range e.in.TopASNs {
 		if a.Key == 0 {
 			continue
@@ -316,9 +320,11 @@ func (e *emitter) asns(l Level) {
 		default:
 			continue
 		}
+		covered += a.Count
 		e.want(Decision{ID: asnID(e.in.Site, a.Key), Scope: ScopeASN, ASN: a.Key, Action: act, Rule: RuleASN,
 			Reason: reason, EstimatedCollateral: collateral}, l, false)
 	}
+	return covered
 }
 
 // underAttack switches the site-wide challenge on at UnderAttackLevel for a
