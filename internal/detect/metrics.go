@@ -53,12 +53,14 @@ var allStates = []incident.State{incident.StateNormal, incident.StateSuspected, 
 
 type collector struct{ e *Engine }
 
+// Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descState, descScore, descFlash, descLag, descSteps, descOpened, descClosed, descTrans, descSinkErr} {
 		ch <- d
 	}
 }
 
+// Collect implements prometheus.Collector; it reads Engine.Status.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range c.e.Status() {
 		for _, s := range allStates {

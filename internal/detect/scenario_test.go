@@ -45,7 +45,8 @@ import (
 // dst, sport (0 = random high port), dport, frag=1, flows (distinct source
 // ports when src is fixed).
 // Incident keys: target, has=v,v (vectors present), not=v,v (absent),
-// delay<=D@T (detected within D after flood start T), sources=N±P%.
+// delay<=D@T (detected within D after flood start T), sources=N±P%,
+// peak_pps=N±P%, peak_rps=N±P%.
 
 var scenarioT0 = time.Date(2026, 5, 4, 20, 0, 0, 0, time.UTC)
 
@@ -534,12 +535,16 @@ func checkIncident(t *testing.T, where string, in *incident.Incident, kv map[str
 			t.Errorf("%s: detected %v after flood start, want within [0, %v]", where, d, l)
 		}
 	}
-	if v, ok := kv["sources"]; ok {
+	for key, got := range map[string]float64{"sources": float64(in.Sources), "peak_pps": in.PeakPPS, "peak_rps": in.PeakRPS} {
+		v, ok := kv[key]
+		if !ok {
+			continue
+		}
 		n, tol, _ := strings.Cut(strings.TrimSuffix(v, "%"), "±")
 		want, _ := strconv.ParseFloat(n, 64)
 		pct, _ := strconv.ParseFloat(tol, 64)
-		if got := float64(in.Sources); math.Abs(got-want) > want*pct/100 {
-			t.Errorf("%s: sources %v, want %v ± %v%%", where, got, want, pct)
+		if math.Abs(got-want) > want*pct/100 {
+			t.Errorf("%s: %s %v, want %v ± %v%%", where, key, got, want, pct)
 		}
 	}
 }
