@@ -88,17 +88,7 @@ func (c *Controller) applyLocked(now time.Time, changes []Change) ([]Change, err
 	if len(changes) == 0 {
 		return nil, nil
 	}
-	var upsert []Decision
-	var remove []string
-	for _, ch := range changes {
-		switch ch.Kind {
-		case ChangeRemove, ChangeExpire:
-			remove = append(remove, ch.Decision.ID)
-		default:
-			upsert = append(upsert, ch.Decision)
-		}
-	}
-	skipped, err := c.set.apply(upsert, remove)
+	skipped, err := c.set.apply(changes)
 	if err != nil {
 		c.errs.Add(1)
 		c.policy.Forget(skipped...)

@@ -47,21 +47,28 @@ const (
 var actionNames = [numActions]string{"observe", "rate_limit", "challenge", "block", "drop", "allow"}
 
 // String returns the lower-case action name used in events and metrics.
-func (a Action) String() string {
-	if a < numActions {
-		return actionNames[a]
+func (a Action) String() string { return enumName(actionNames[:], a, "action") }
+
+// ParseAction parses an action name as returned by String; errors wrap
+// ErrDecision.
+func ParseAction(s string) (Action, error) { return parseEnum[Action](actionNames[:], s, "action") }
+
+// enumName returns names[v], or "kind(v)" out of range.
+func enumName[T ~uint8](names []string, v T, kind string) string {
+	if int(v) < len(names) {
+		return names[v]
 	}
-	return "action(" + strconv.Itoa(int(a)) + ")"
+	return kind + "(" + strconv.Itoa(int(v)) + ")"
 }
 
-// ParseAction parses an action name as returned by String.
-func ParseAction(s string) (Action, error) {
-	for i, n := range actionNames {
+// parseEnum returns the value whose name is s.
+func parseEnum[T ~uint8](names []string, s, kind string) (T, error) {
+	for i, n := range names {
 		if n == s {
-			return Action(i), nil
+			return T(i), nil
 		}
 	}
-	return 0, fmt.Errorf("%w: unknown action %q", ErrDecision, s)
+	return 0, fmt.Errorf("%w: unknown %s %q", ErrDecision, kind, s)
 }
 
 // Scope is the kind of key a decision matches on.
@@ -92,22 +99,11 @@ const (
 var scopeNames = [numScopes]string{"address", "prefix", "asn", "country", "fingerprint", "route", "site"}
 
 // String returns the lower-case scope name used in events and metrics.
-func (s Scope) String() string {
-	if s < numScopes {
-		return scopeNames[s]
-	}
-	return "scope(" + strconv.Itoa(int(s)) + ")"
-}
+func (s Scope) String() string { return enumName(scopeNames[:], s, "scope") }
 
-// ParseScope parses a scope name as returned by String.
-func ParseScope(s string) (Scope, error) {
-	for i, n := range scopeNames {
-		if n == s {
-			return Scope(i), nil
-		}
-	}
-	return 0, fmt.Errorf("%w: unknown scope %q", ErrDecision, s)
-}
+// ParseScope parses a scope name as returned by String; errors wrap
+// ErrDecision.
+func ParseScope(s string) (Scope, error) { return parseEnum[Scope](scopeNames[:], s, "scope") }
 
 // Origins of decisions: the policy, or an operator ("operator:<who>").
 const (

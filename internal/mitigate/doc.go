@@ -23,6 +23,26 @@
 //   - [ShadowLog] answers "what would the shadow decisions have blocked in
 //     the last N minutes, and how many of those requests were members".
 //
-// The package imports no net/http: it is wired to the request path by
-// package app, which calls Lookup and enforces the returned action.
+// Wiring (package app): every tick, build one [SiteInput] per site (every
+// site, every tick: a site left out does not advance its ladder) from the
+// engine's state and signals and the window's heavy hitters
+// ([SiteInputFromSnapshot]), add the addresses that failed a challenge and
+// the goodness oracle, and call [Controller.Step]. On the request path,
+// [DecisionSet.Lookup] with the client's address, ASN, country, path and
+// [FingerprintHash] of its user agent; enforce the action (Observe and
+// Allow pass; RateLimit keys one bucket by Decision.ID, so a whole /64
+// shares it). When [DecisionSet.HasShadow], also [DecisionSet.LookupShadow]
+// and [ShadowLog.RecordShadowHit] a shadow match more severe than the
+// enforced one.
+//
+// Things that look wrong but are not:
+//   - Lookup may return a decision up to one tick past its Expires: expiry
+//     is swept by Controller.Step, keeping the clock off the request path.
+//   - An unlisted network sending most of an attack is challenged, never
+//     blocked, even with no known-good users: the goodness data may be
+//     cold, and a challenge is recoverable for the people behind it.
+//   - A scope with known-good users is challenged even at the rate-limit
+//     level: a shared bucket would starve them; a challenge they pass once.
+//
+// The package imports no net/http.
 package mitigate

@@ -83,6 +83,7 @@ type harness struct {
 	set    *DecisionSet
 	events []incident.Event
 	log    []Change
+	next   time.Duration // the next tick advance will step
 }
 
 func newHarness(t *testing.T, cfg Config) *harness {
@@ -127,4 +128,13 @@ func (h *harness) action(addr string) string {
 		return "none"
 	}
 	return d.Action.String()
+}
+
+// advance steps every tick from where the previous advance stopped up to
+// and including until, with the input f returns.
+func (h *harness) advance(until time.Duration, f func(at time.Duration) SiteInput) {
+	h.t.Helper()
+	for ; h.next <= until; h.next += tick {
+		h.step(t0.Add(h.next), f(h.next))
+	}
 }

@@ -35,12 +35,7 @@ const (
 var changeNames = [numChangeKinds]string{"add", "escalate", "relax", "refresh", "remove", "expire"}
 
 // String returns the lower-case kind name used in events and metrics.
-func (k ChangeKind) String() string {
-	if k < numChangeKinds {
-		return changeNames[k]
-	}
-	return "change(" + strconv.Itoa(int(k)) + ")"
-}
+func (k ChangeKind) String() string { return enumName(changeNames[:], k, "change") }
 
 // Change is one step of the policy: a decision to add, replace, refresh or
 // remove. Decision is the new state (for removals and expiries, the
@@ -239,6 +234,9 @@ func (p *Policy) stepSite(now time.Time, in *SiteInput) []Change {
 		st.suppressUA = false
 	}
 
+	if st.level < prev {
+		e.relax()
+	}
 	switch {
 	case pressing:
 		covered := e.sources(st.level, reasonPrefix(r))
@@ -249,9 +247,6 @@ func (p *Policy) stepSite(now time.Time, in *SiteInput) []Change {
 	}
 	if r.flash && !pressing {
 		e.flash()
-	}
-	if st.level < prev {
-		e.relax()
 	}
 	e.autoBan()
 	return e.out

@@ -45,12 +45,9 @@ func TestLadder(t *testing.T) {
 		{name: "rate limit after another HoldFor", at: 69750 * time.Millisecond, want: "rate_limit"},
 		{name: "removed at observe", at: 99750 * time.Millisecond, want: "none"},
 	}
-	at := time.Duration(0)
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
-			for ; at <= c.at; at += tick {
-				h.step(t0.Add(at), in(at))
-			}
+			h.advance(c.at, in)
 			addr := "192.0.2.7"
 			if strings.Contains(c.name, "light") {
 				addr = "192.0.2.8"
@@ -309,12 +306,9 @@ func TestUnderAttack(t *testing.T) {
 		{name: "on through the hold", at: 60 * time.Second, want: "challenge"},
 		{name: "off below challenge", at: 65 * time.Second, want: "none"},
 	}
-	at := time.Duration(0)
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) {
-			for ; at <= c.at; at += tick {
-				h.step(t0.Add(at), in(at))
-			}
+			h.advance(c.at, in)
 			if got := h.action("203.0.113.9"); got != c.want {
 				t.Fatalf("at %v: → %s, want %s", c.at, got, c.want)
 			}
@@ -329,5 +323,50 @@ func TestUnderAttackDisabled(t *testing.T) {
 	h.run(0, 3*time.Second, func(time.Duration) SiteInput { return attack(20000, sig("distributed_flood", 2)) })
 	if got := h.action("203.0.113.9"); got != "none" {
 		t.Fatalf("→ %s, want none", got)
+	}
+}
+
+// TestObserve: the ladder's bottom rung — a suspected site's heavy sources
+// are observed (recorded, not enforced), and the same decision escalates
+// when the attack is confirmed; an observe-only site never enforces.
+func TestObserve(t *testing.T) {
+	heavy := func(state incident.State) SiteInput {
+		in := attack(1000, sig("concentrated_flood", 2))
+		in.State = state
+		in.TopAddrs = addrs("192.0.2.7", 600)
+		return in
+	}
+	tests := []struct {
+		name   string
+		cfg    Config
+		states []incident.State // one per tick
+		want   []string         // changes "kind:action", refreshes left out
+	}{
+		{name: "suspected observes, attack escalates the same decision",
+			states: []incident.State{incident.StateSuspected, incident.StateAttack},
+			want:   []string{"add:observe", "escalate:rate_limit"}},
+		{name: "observe-only site", cfg: Config{Sites: []SiteConfig{{ObserveOnly: true}}},
+			states: slices.Repeat([]incident.State{incident.StateAttack}, 40),
+			want:   []string{"add:observe"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, tt.cfg)
+			for i, st := range tt.states {
+				h.step(t0.Add(time.Duration(i)*tick), heavy(st))
+			}
+			var got []string
+			for _, ch := range h.log {
+				if ch.Kind != ChangeRefresh {
+					got = append(got, ch.Kind.String()+":"+ch.Decision.Action.String())
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("changes = %v, want %v", got, tt.want)
+			}
+			if id := h.log[0].Decision.ID; id != h.log[len(h.log)-1].Decision.ID {
+				t.Fatalf("IDs differ: %v", h.log)
+			}
+		})
 	}
 }

@@ -126,22 +126,27 @@ func (s *DecisionSet) Add(ds ...Decision) error { return s.Apply(ds, nil) }
 func (s *DecisionSet) Remove(ids ...string) []Decision {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := s.cur.Load()
 	var removed []Decision
 	for _, id := range ids {
-		if d, ok := old.all[id]; ok {
+		if d, ok := s.cur.Load().all[id]; ok {
 			removed = append(removed, *d)
 		}
 	}
-	if len(removed) == 0 {
-		return nil
+	s.dropLocked(removed)
+	return removed
+}
+
+// dropLocked stores a generation without the given decisions (none: no
+// new generation).
+func (s *DecisionSet) dropLocked(ds []Decision) {
+	if len(ds) == 0 {
+		return
 	}
-	all := maps.Clone(old.all)
-	for _, d := range removed {
+	all := maps.Clone(s.cur.Load().all)
+	for _, d := range ds {
 		delete(all, d.ID)
 	}
 	s.cur.Store(build(all))
-	return removed
 }
 
 // Apply removes the decisions named by remove, then inserts or replaces
@@ -150,30 +155,40 @@ func (s *DecisionSet) Remove(ids ...string) []Decision {
 // the set would exceed its bound, new IDs beyond it are skipped and ErrFull
 // reported, while replacements still apply. The errors are joined.
 func (s *DecisionSet) Apply(upsert []Decision, remove []string) error {
-	_, err := s.apply(upsert, remove)
+	ops := make([]Change, 0, len(remove)+len(upsert))
+	for _, id := range remove {
+		ops = append(ops, Change{Kind: ChangeRemove, Decision: Decision{ID: id}})
+	}
+	for _, d := range upsert {
+		ops = append(ops, Change{Kind: ChangeAdd, Decision: d})
+	}
+	_, err := s.apply(ops)
 	return err
 }
 
-func (s *DecisionSet) apply(upsert []Decision, remove []string) (skipped []string, err error) {
+// apply performs changes in order (removals and expiries delete, every
+// other kind inserts or replaces) as one generation, and returns the IDs of
+// the upserts it refused.
+func (s *DecisionSet) apply(ops []Change) (skipped []string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := s.cur.Load()
-	all := maps.Clone(old.all)
-	for _, id := range remove {
-		delete(all, id)
-	}
+	all := maps.Clone(s.cur.Load().all)
 	var errs []error
 	full := 0
-	for _, d := range upsert {
-		n, e := d.Normalize()
+	for _, op := range ops {
+		if op.Kind == ChangeRemove || op.Kind == ChangeExpire {
+			delete(all, op.Decision.ID)
+			continue
+		}
+		n, e := op.Decision.Normalize()
 		if e != nil {
 			errs = append(errs, e)
-			skipped = append(skipped, d.ID)
+			skipped = append(skipped, n.ID)
 			continue
 		}
 		if _, exists := all[n.ID]; !exists && len(all) >= s.max {
 			full++
-			skipped = append(skipped, d.ID)
+			skipped = append(skipped, n.ID)
 			continue
 		}
 		all[n.ID] = &n
@@ -186,25 +201,17 @@ func (s *DecisionSet) apply(upsert []Decision, remove []string) (skipped []strin
 }
 
 // Expire removes the decisions whose Expires is not after now and returns
-// them.
+// them, sorted by ID.
 func (s *DecisionSet) Expire(now time.Time) []Decision {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := s.cur.Load()
 	var gone []Decision
-	for _, d := range old.all {
+	for _, d := range s.cur.Load().all {
 		if d.Expired(now) {
 			gone = append(gone, *d)
 		}
 	}
-	if len(gone) == 0 {
-		return nil
-	}
-	all := maps.Clone(old.all)
-	for _, d := range gone {
-		delete(all, d.ID)
-	}
-	s.cur.Store(build(all))
+	s.dropLocked(gone)
 	slices.SortFunc(gone, func(a, b Decision) int { return cmp.Compare(a.ID, b.ID) })
 	return gone
 }
