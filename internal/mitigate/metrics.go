@@ -52,12 +52,14 @@ func newCollector(c *Controller, shadow *ShadowLog) *collector {
 	}
 }
 
+// Describe implements prometheus.Collector.
 func (m *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.decisions, m.changes, m.errs, m.level, m.hits, m.trk} {
 		ch <- d
 	}
 }
 
+// Collect implements prometheus.Collector.
 func (m *collector) Collect(ch chan<- prometheus.Metric) {
 	counts := m.c.set.Counts()
 	modes := [2]string{"enforced", "shadow"}
