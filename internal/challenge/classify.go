@@ -18,10 +18,6 @@ const (
 	classOther                 // anything else that is not a navigation (XHR, curl)
 )
 
-var classNames = [...]string{"document", "form", "feed", "health", "api", "asset", "other"}
-
-func (c class) String() string { return classNames[c] }
-
 // classify decides the class of r from its method, path, query and headers.
 // It allocates nothing. Path-based classes (health, feed, API) come before
 // header-based ones, so that a feed reader that also accepts text/html is
@@ -37,7 +33,7 @@ func (f *Filter) classify(r *http.Request, path string) class {
 	if hasAnyPrefix(path, f.opts.HealthPaths) {
 		return classHealth
 	}
-	if isFeed(path, r.URL.RawQuery) || hasAnyPrefix(path, f.opts.FeedPaths) {
+	if IsFeed(path, r.URL.RawQuery) || hasAnyPrefix(path, f.opts.FeedPaths) {
 		return classFeed
 	}
 	if hasAnyPrefix(path, f.opts.APIPaths) {
@@ -103,8 +99,6 @@ func IsFeed(path, rawQuery string) bool {
 	}
 	return false
 }
-
-func isFeed(path, rawQuery string) bool { return IsFeed(path, rawQuery) }
 
 // isFeedType reports whether an Accept header names a feed media type.
 func isFeedType(accept string) bool {

@@ -9,14 +9,6 @@ import (
 	"github.com/portcullis/portcullis/internal/netset"
 )
 
-// Default path lists of FilterOptions.
-var (
-	// DefaultAPIPaths are API route prefixes.
-	DefaultAPIPaths = []string{"/api/"}
-	// DefaultHealthPaths are health-check path prefixes.
-	DefaultHealthPaths = []string{"/healthz", "/livez", "/readyz"}
-)
-
 // FilterOptions configures a Filter.
 type FilterOptions struct {
 	// ShouldChallenge reports whether r must show clearance or standing:
@@ -28,10 +20,11 @@ type FilterOptions struct {
 	// site wants (HANDED F25); they always pass. A crawler's User-Agent
 	// from anywhere else counts for nothing.
 	VerifiedCrawlers *netset.Set
-	// APIPaths are API route prefixes; nil means DefaultAPIPaths. Such
+	// APIPaths are API route prefixes; nil means ["/api/"]. Such
 	// requests without clearance get a machine-readable 503.
 	APIPaths []string
-	// HealthPaths are health-check prefixes; nil means DefaultHealthPaths.
+	// HealthPaths are health-check prefixes; nil means ["/healthz",
+	// "/livez", "/readyz"].
 	// They pass unless ChallengeHealth is set.
 	HealthPaths []string
 	// FeedPaths are extra feed path prefixes, beyond those IsFeed knows.
@@ -55,10 +48,10 @@ type Filter struct {
 // NewFilter returns the challenge-stage filter for s.
 func NewFilter(s *Service, opts FilterOptions) *Filter {
 	if opts.APIPaths == nil {
-		opts.APIPaths = DefaultAPIPaths
+		opts.APIPaths = []string{"/api/"}
 	}
 	if opts.HealthPaths == nil {
-		opts.HealthPaths = DefaultHealthPaths
+		opts.HealthPaths = []string{"/healthz", "/livez", "/readyz"}
 	}
 	return &Filter{s: s, opts: opts}
 }

@@ -96,6 +96,9 @@ func TestCheck(t *testing.T) {
 // TestCheckAllocations: passing on a cookie and deciding a challenge
 // allocate nothing.
 func TestCheckAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
 	s, clk := newTestService(t, Options{})
 	p := netip.MustParsePrefix("198.51.100.0/24")
 	f := NewFilter(s, FilterOptions{ShouldChallenge: func(*filter.Request) bool { return true }})

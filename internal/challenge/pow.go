@@ -13,20 +13,22 @@ import (
 // that SHA-256(S ‖ N) begins with at least D zero bits. The input is at most
 // 48 bytes, a single SHA-256 block, so verifying costs one compression.
 //
-// Expected work is 2^D hashes. The Web Worker in assets/worker.js (pure
-// JavaScript SHA-256, one block per try) runs about 1.5–3 million tries a
-// second per core on a 2020s laptop and about 0.3–1 million on a low-end
-// phone; the page uses up to 4 workers. Expected solve times on one core:
+// Expected work is 2^D tries. The Web Worker in assets/worker.js (pure
+// JavaScript SHA-256, one block per try, first 8 rounds precomputed) ran
+// ~0.45 M tries/s under Node.js on a shared VM core it got about a quarter
+// of, i.e. roughly 1.5–2 M tries/s per free laptop core; low-end phones
+// are typically 3–5 times slower. The page runs up to 4 workers (one fewer
+// than the cores). Expected times on ONE core, laptop / low-end phone:
 //
-//	D = 12:  4,096 tries   — instant (< 10 ms)
-//	D = 16:  65,536 tries  — ~0.03 s laptop, ~0.2 s phone
-//	D = 18:  262,144 tries — ~0.1 s laptop, ~0.5–1 s phone
-//	D = 20:  1 M tries     — ~0.5 s laptop, ~1–3 s phone
-//	D = 22:  4 M tries     — ~2 s laptop, ~5–15 s phone
+//	D = 12:  4,096 tries   — instant
+//	D = 16:  65,536 tries  — ~0.04 s / ~0.2 s   (default)
+//	D = 18:  262,144 tries — ~0.15 s / ~0.7 s
+//	D = 20:  1 M tries     — ~0.6 s / ~3 s
+//	D = 22:  4 M tries     — ~2.5 s / ~10 s
+//	D = 24:  16 M tries    — ~10 s / ~40 s      (MaxDifficulty)
 //
-// The count of tries is geometric, so one visitor in 20 needs three times
-// the mean. MaxDifficulty caps D so that a slow phone is never asked for
-// more than about a minute.
+// The count of tries is geometric: one visitor in 20 needs three times the
+// mean. Suggested range under load: 12 (peace time) to 20 (heavy flood).
 const (
 	// MinDifficulty and MaxDifficulty bound the difficulty in leading zero
 	// bits; SetDifficulty clamps to them.
