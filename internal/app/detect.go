@@ -21,28 +21,23 @@ type detection struct {
 	tick time.Duration
 }
 
-// statsConfig maps the configuration's sites onto accounting and
-// detection configs (auth and expensive routes are counted exactly).
+// detectConfigs maps the configuration's sites onto detection and
+// accounting configs (auth and expensive routes are counted exactly; route
+// names are the paths, so vectors read "credential_stuffing:/login").
 func detectConfigs(cfg *config.Config) (stats.Config, detect.Config) {
-	var sc stats.Config
 	dc := detect.Config{Tick: cfg.Detect.Tick.D()}
 	dc.HTTP.FloorRPS = cfg.Detect.MinAttackRPS
 	for _, s := range cfg.Sites {
 		ds := detect.SiteConfig{Name: s.Name, StaticRPS: cfg.Detect.StaticRPS}
 		for _, p := range s.AuthRoutes {
-			ds.AuthRoutes = append(ds.AuthRoutes, detect.Route{Name: "auth:" + p, Path: p, Method: "POST"})
+			ds.AuthRoutes = append(ds.AuthRoutes, detect.Route{Name: p, Path: p, Method: "POST"})
 		}
 		for _, p := range s.ExpensiveRoutes {
-			ds.ExpensiveRoutes = append(ds.ExpensiveRoutes, detect.Route{Name: "expensive:" + p, Path: p})
+			ds.ExpensiveRoutes = append(ds.ExpensiveRoutes, detect.Route{Name: p, Path: p})
 		}
 		dc.Sites = append(dc.Sites, ds)
-		var routes []stats.Route
-		for _, r := range append(append([]detect.Route{}, ds.AuthRoutes...), ds.ExpensiveRoutes...) {
-			routes = append(routes, stats.Route{Name: r.Name, Path: r.Path, Method: r.Method})
-		}
-		sc.Sites = append(sc.Sites, stats.SiteConfig{Name: s.Name, Routes: routes})
 	}
-	return sc, dc
+	return stats.Config{Sites: dc.StatsSites()}, dc
 }
 
 func newDetection(cfg *config.Config, sink detect.Sink, gdb *geo.DB) (*detection, error) {
