@@ -60,6 +60,7 @@ func (a *App) build(cfg *config.Config) (*generation, error) {
 		Limits: edge.RequestLimits{
 			BodyIdleTimeout: l.BodyIdleTimeout.D(), MinBodyRate: int64(l.MinBodyRate), BodyGrace: l.BodyGrace.D(),
 			WriteIdleTimeout: l.WriteIdleTimeout.D(), H2ResetBudget: l.H2ResetBudget,
+			H2ResetPenalty: edge.DefaultH2ResetPenalty, // no config setting yet
 		},
 	}
 	if l.MaxInflightPerClient > 0 {

@@ -56,6 +56,9 @@ type RequestLimits struct {
 	// H2ResetBudget is the client-cancelled HTTP/2 streams allowed per
 	// connection per 10 s.
 	H2ResetBudget int
+	// H2ResetPenalty is how long a client whose connection exceeded the
+	// reset budget is then refused (429) on any connection; 0 = not at all.
+	H2ResetPenalty time.Duration
 }
 
 // Runtime is one configuration generation: everything the handler needs,
@@ -107,6 +110,9 @@ type Handler struct {
 
 	// Log budget for unparseable forwarding headers (see logMalformed).
 	malSecond, malCount atomic.Int64
+
+	// penalties are clients refused after a rapid-reset flood.
+	penalties penaltyBox
 }
 
 // NewHandler returns a handler serving rt. obs may be nil.
@@ -164,6 +170,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	mono := int64(now.Sub(h.start))
 	rt := h.rt.Load()
 	ci := connInfoFrom(r.Context())
+	if ci != nil && ci.parked.Load() {
+		// The connection is over its reset budget: do no work for it, and
+		// reset the stream rather than let net/http answer an empty 200.
+		ci.park(h2ResetPark)
+		panic(http.ErrAbortHandler)
+	}
 	var peer netip.Addr
 	if ci != nil {
 		peer = ci.peer
@@ -218,6 +230,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		site.Chain.Write(rw, r, fr, v)
 		return
 	}
+	if v.Action != filter.Bypass {
+		if d := h.penalties.remaining(res.Addr, mono); d > 0 {
+			v := filter.Verdict{Action: filter.Throttle, RetryAfter: d, Rule: "h2_reset_budget",
+				Reason: "too many cancelled requests from your address, retry later", Cause: "HTTP/2 rapid reset"}
+			rw.verdict = v.Action
+			site.Chain.Write(rw, r, fr, v)
+			return
+		}
+	}
 
 	if rt.Inflight != nil {
 		k := ratelimit.KeyFromAddr(res.Addr)
@@ -263,11 +284,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The client cancelled the stream before we answered: count it
 		// against the connection's reset budget (rapid reset).
 		if ci.noteReset(now, rt.Limits.H2ResetBudget) {
-			h.log.Warn("closing HTTP/2 connection: reset budget exceeded", "client", res.Addr.String(), "budget_per_10s", rt.Limits.H2ResetBudget)
+			h.log.Warn("closing HTTP/2 connection: reset budget exceeded", "client", res.Addr.String(),
+				"budget_per_10s", rt.Limits.H2ResetBudget, "penalty", rt.Limits.H2ResetPenalty)
 			if h.onReset != nil {
 				h.onReset(site.Index, res.Addr)
 			}
-			ci.conn.Close()
+			if p := rt.Limits.H2ResetPenalty; p > 0 {
+				h.penalties.add(res.Addr, mono, mono+int64(p))
+			}
+			// Hold this handler and every later one on the connection, so
+			// that net/http's own early-reset guard sends GOAWAY
+			// (ENHANCE_YOUR_CALM) while the client keeps going; the
+			// connection is closed when the hold ends (case F16).
+			ci.park(h2ResetPark)
 		}
 	}
 }

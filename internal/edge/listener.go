@@ -134,6 +134,11 @@ type connInfo struct {
 	resetWindow time.Time
 	resets      int
 	closed      bool
+
+	// Once over budget, handlers on the connection park until release is
+	// closed (see park).
+	parked  atomic.Bool
+	release chan struct{}
 }
 
 type connInfoKey struct{}
