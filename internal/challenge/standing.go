@@ -36,9 +36,9 @@ type JWTOptions struct {
 	Leeway time.Duration
 }
 
-// StandingCookie returns the Set-Cookie for member standing of memberID,
-// for callers that add it to a proxied *http.Response themselves
-// (resp.Header.Add("Set-Cookie", c.String())). The token is signed, expires
+// StandingCookie returns a fresh member standing cookie for memberID
+// (SetStanding and IssueStanding add it to a response, skipping members
+// whose standing is still fresh). The token is signed, expires
 // after Options.StandingTTL and is bound to nothing else: a member keeps
 // standing when their address changes (mobile networks). Revoke it with
 // Keyring.Revoke. Error: ErrMemberID (wrapped).
@@ -58,20 +58,32 @@ func (s *Service) StandingCookie(memberID string, r *http.Request) (*http.Cookie
 	return s.cookie(r, s.standingName, v, s.opts.StandingTTL), nil
 }
 
-// IssueStanding sets a member standing cookie for memberID on w (see
-// StandingCookie). r is the client's request (for Secure). An existing
-// valid standing cookie for the same member is left alone when it has more
-// than half its lifetime to run, so that every page view of a logged-in
-// member does not send a new cookie. Error: ErrMemberID (wrapped).
+// IssueStanding sets a member standing cookie for memberID on w, which
+// must not have written its header yet; see SetStanding. Error:
+// ErrMemberID (wrapped).
 func (s *Service) IssueStanding(w http.ResponseWriter, memberID string, r *http.Request) error {
-	if id, exp, ok := s.standing(r.Header, s.now()); ok && id == memberID && exp.Sub(s.now()) > s.opts.StandingTTL/2 {
+	return s.SetStanding(w.Header(), memberID, r)
+}
+
+// SetStanding adds the Set-Cookie for member standing of memberID (see
+// StandingCookie) to the response header h — for a reverse proxy's
+// ModifyResponse, pass the proxied response's header and the client's
+// inbound request r (its cookies and TLS state). An existing valid standing
+// cookie for the same member with more than half its lifetime to run is
+// left alone, so a logged-in member's page views do not each send a new
+// cookie. Error: ErrMemberID (wrapped); h is then unchanged.
+func (s *Service) SetStanding(h http.Header, memberID string, r *http.Request) error {
+	now := s.now()
+	if id, exp, ok := s.standing(r.Header, now); ok && id == memberID && exp.Sub(now) > s.opts.StandingTTL/2 {
 		return nil
 	}
 	c, err := s.StandingCookie(memberID, r)
 	if err != nil {
 		return err
 	}
-	http.SetCookie(w, c)
+	if v := c.String(); v != "" {
+		h.Add("Set-Cookie", v)
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package challenge
 
 import (
 	"context"
+	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -66,6 +67,72 @@ func TestScriptsParse(t *testing.T) {
 		t.Run(f, func(t *testing.T) {
 			if out, err := exec.Command(node, "--check", f).CombinedOutput(); err != nil {
 				t.Fatalf("%v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// TestPageScript drives assets/challenge.js under Node.js with a minimal
+// DOM (testdata/page_harness.js): it submits a nonce the Go verifier
+// accepts, announces progress as text, and on every failure — Worker
+// construction refused, worker error, worker silent past the 10-second
+// watchdog, cookies off — says so and reveals the fallback (HANDED F27
+// step 2) instead of spinning for ever.
+func TestPageScript(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node not installed")
+	}
+	worker, _ := filepath.Abs("assets/worker.js")
+	page, _ := filepath.Abs("assets/challenge.js")
+	const seed = "00112233445566778899aabbccddeeff"
+	tests := []struct {
+		mode       string
+		wantSubmit bool
+		wantText   string
+	}{
+		{mode: "ok", wantSubmit: true, wantText: "done"},
+		{mode: "throws", wantText: "error"},
+		{mode: "workererror", wantText: "error"},
+		{mode: "silent", wantText: "error"},
+		{mode: "nocookies", wantText: "cookies"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			out, err := exec.Command(node, "testdata/page_harness.js", worker, page, seed, "10", tt.mode).CombinedOutput()
+			if err != nil {
+				t.Fatalf("node: %v\n%s", err, out)
+			}
+			var got struct {
+				Submitted *string
+				Texts     []string
+				Late      string
+				Root      string
+			}
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			if !strings.Contains(got.Root, "pc-js") {
+				t.Error("script did not mark the page as scripted")
+			}
+			if len(got.Texts) == 0 || got.Texts[len(got.Texts)-1] != tt.wantText {
+				t.Errorf("announcements %q, want last %q", got.Texts, tt.wantText)
+			}
+			if (got.Submitted != nil) != tt.wantSubmit {
+				t.Fatalf("submitted %v, want %v", got.Submitted, tt.wantSubmit)
+			}
+			if tt.wantSubmit {
+				var id [16]byte
+				for i := range id {
+					id[i] = unhex(seed[2*i])<<4 | unhex(seed[2*i+1])
+				}
+				if !checkWork(&id, *got.Submitted, 10) {
+					t.Errorf("submitted nonce %q does not verify", *got.Submitted)
+				}
+				return
+			}
+			if !strings.Contains(got.Late, "pc-show") {
+				t.Error("fallback (retry link, no-JS button) not revealed")
 			}
 		})
 	}
