@@ -25,9 +25,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/portcullis/portcullis/internal/api"
+	"github.com/portcullis/portcullis/internal/challenge"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/edge"
 	"github.com/portcullis/portcullis/internal/incident"
+	"github.com/portcullis/portcullis/internal/mitigate"
 	"github.com/portcullis/portcullis/internal/ratelimit"
 )
 
@@ -56,10 +58,12 @@ type App struct {
 	state   *state
 	handler *edge.Handler
 
-	mu     sync.Mutex
-	gen    *generation
-	detect *detection
-	store  *incident.Store
+	mu         sync.Mutex
+	gen        *generation
+	detect     *detection
+	mitigation *mitigation
+	chal       *challengeShared
+	store      *incident.Store
 }
 
 // New builds the app from opts.Load() without starting anything. Errors are
@@ -79,12 +83,6 @@ func New(opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := a.build(cfg)
-	if err != nil {
-		return nil, err
-	}
-	a.gen = g
-	a.metrics.setSites(siteNames(cfg))
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -100,6 +98,23 @@ func New(opts Options) (*App, error) {
 	if gdb == nil {
 		a.log.Info("no geo data configured; countries and ASNs will show as unknown (scripts/fetch-geodata.sh provides the open data)")
 	}
+	m, err := newMitigation(cfg.Mitigation.Mode, store, func(err error) { a.log.Error("incident timeline write failed", "err", err) })
+	if err != nil {
+		return nil, err
+	}
+	if err := mitigate.RegisterMetrics(reg, m.ctl, m.shadow); err != nil {
+		return nil, err
+	}
+	a.mitigation = m
+	if err := a.initChallenge(cfg, reg); err != nil {
+		return nil, err
+	}
+	g, err := a.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.gen = g
+	a.metrics.setSites(siteNames(cfg))
 	d, err := newDetection(cfg, incident.Sink{B: store}, gdb)
 	if err != nil {
 		return nil, err
@@ -108,9 +123,26 @@ func New(opts Options) (*App, error) {
 		return nil, err
 	}
 	a.detect = d
-	a.handler = edge.NewHandler(g.rt, &observer{m: a.metrics, geo: &geoCache{db: gdb}, next: d.acc.ObserveRequest}, a.log.With("component", "edge"))
+	d.mit = m
+	a.handler = edge.NewHandler(g.rt, &observer{m: a.metrics, next: d.acc.ObserveRequest, good: m.good, attack: d.attack}, a.log.With("component", "edge"))
+	if gdb != nil {
+		gc := &geoCache{db: gdb}
+		a.handler.SetGeo(gc.lookup)
+	}
 	a.handler.OnH2Reset(func(int, netip.Addr) { a.metrics.h2Closed.Inc() })
 	return a, nil
+}
+
+// currentChallenge returns site i's challenge service of the running
+// generation (nil if the site no longer exists).
+func (a *App) currentChallenge(i int) *challenge.Service {
+	a.mu.Lock()
+	g := a.gen
+	a.mu.Unlock()
+	if g == nil || i >= len(g.challenges) {
+		return nil
+	}
+	return g.challenges[i]
 }
 
 // Handler returns the shield's request handler (tests).
@@ -199,6 +231,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	go a.sweep(reloadCtx)
 	go a.detect.run(reloadCtx)
+	go a.chal.keys.Run(reloadCtx)
 
 	var runErr error
 	select {

@@ -2,11 +2,13 @@ package app
 
 import (
 	"fmt"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
 
+	"github.com/portcullis/portcullis/internal/challenge"
 	"github.com/portcullis/portcullis/internal/clientip"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/edge"
@@ -32,12 +34,13 @@ func newState() *state {
 // generation is one built configuration: the handler runtime plus what it
 // uses from state (so unused pools/watchers can be closed after a swap).
 type generation struct {
-	cfg      *config.Config
-	rt       *edge.Runtime
-	pools    map[string]*proxy.Pool
-	watchers map[string]*netset.Watcher
-	limiters map[string]*ratelimit.Limiter
-	newPools []*proxy.Pool
+	cfg        *config.Config
+	rt         *edge.Runtime
+	pools      map[string]*proxy.Pool
+	watchers   map[string]*netset.Watcher
+	limiters   map[string]*ratelimit.Limiter
+	newPools   []*proxy.Pool
+	challenges []*challenge.Service // by site index
 }
 
 // build turns a validated config into a runtime, reusing state where the
@@ -93,12 +96,28 @@ func (a *App) build(cfg *config.Config) (*generation, error) {
 				return nil, err
 			}
 		}
+		stages[filter.StageDeny] = append([]filter.Filter{&decisionFilter{m: a.mitigation}}, stages[filter.StageDeny]...)
+		svc, err := a.siteChallenge(sc, i, stages)
+		if err != nil {
+			return nil, err
+		}
+		g.challenges = append(g.challenges, svc)
 		site.Chain = filter.NewChain(stages, sampler)
+		site.Chain.OnChallenge(svc.Write)
+		site.Endpoints = func(w http.ResponseWriter, r *http.Request, fr *filter.Request) bool {
+			if !challenge.Handles(r.URL.Path) {
+				return false
+			}
+			svc.ServeEndpoint(w, r, fr)
+			return true
+		}
 		pool, err := a.pool(g, sc)
 		if err != nil {
 			return nil, err
 		}
 		site.Origin = pool
+		idx := i
+		pool.SetResponseHook(memberHook(func() *challenge.Service { return a.currentChallenge(idx) }))
 		rt.Sites = append(rt.Sites, site)
 		for _, h := range sc.Hosts {
 			if h == "*" {

@@ -3,11 +3,13 @@ package app
 import (
 	"context"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/detect"
 	"github.com/portcullis/portcullis/internal/geo"
+	"github.com/portcullis/portcullis/internal/incident"
 	"github.com/portcullis/portcullis/internal/stats"
 )
 
@@ -19,6 +21,11 @@ type detection struct {
 	eng  *detect.Engine
 	sink detect.Sink
 	tick time.Duration
+	// mit receives every tick's results (nil: detection only).
+	mit *mitigation
+	// attack[i] is true while site i is not in the normal state (peace-time
+	// visitors are only learned in peace time).
+	attack []atomic.Bool
 }
 
 // detectConfigs maps the configuration's sites onto detection and
@@ -54,7 +61,7 @@ func newDetection(cfg *config.Config, sink detect.Sink, gdb *geo.DB) (*detection
 	if err != nil {
 		return nil, err
 	}
-	return &detection{acc: acc, eng: eng, sink: sink, tick: dc.Tick}, nil
+	return &detection{acc: acc, eng: eng, sink: sink, tick: dc.Tick, attack: make([]atomic.Bool, len(sc.Sites))}, nil
 }
 
 // run drains and ticks until ctx ends, then closes open incidents' state in
@@ -72,6 +79,15 @@ func (d *detection) run(ctx context.Context) {
 		case now := <-t.C:
 			snap := d.acc.Snapshot(now.UnixNano())
 			d.eng.Step(ctx, snap, now)
+			targets := d.eng.Status()
+			for _, t := range targets {
+				if t.Site >= 0 && t.Site < len(d.attack) {
+					d.attack[t.Site].Store(t.State != incident.StateNormal)
+				}
+			}
+			if d.mit != nil {
+				d.mit.step(now, snap, d.tick, targets)
+			}
 		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/geo"
-	"github.com/portcullis/portcullis/internal/stats"
 )
 
 // openGeo opens the configured geo files, or the open-data layout of
@@ -47,21 +46,21 @@ type geoEntry struct {
 	asn     uint32
 }
 
-func (c *geoCache) fill(r *stats.Request) {
-	if c == nil || c.db == nil || !r.Prefix.IsValid() {
-		return
+// lookup returns the country and AS of addr, cached by its prefix.
+func (c *geoCache) lookup(addr netip.Addr, prefix netip.Prefix) (string, uint32) {
+	if c == nil || c.db == nil || !prefix.IsValid() {
+		return "", 0
 	}
-	b := r.Prefix.Addr().As16()
+	b := prefix.Addr().As16()
 	var h uint64
 	for _, x := range b {
 		h = (h ^ uint64(x)) * 0x100000001b3
 	}
 	slot := &c.slots[h>>(64-14)]
-	if e := slot.Load(); e != nil && e.prefix == r.Prefix {
-		r.Country, r.ASN = e.country, e.asn
-		return
+	if e := slot.Load(); e != nil && e.prefix == prefix {
+		return e.country, e.asn
 	}
-	info := c.db.Lookup(r.Addr)
-	slot.Store(&geoEntry{prefix: r.Prefix, country: info.Country, asn: info.ASN})
-	r.Country, r.ASN = info.Country, info.ASN
+	info := c.db.Lookup(addr)
+	slot.Store(&geoEntry{prefix: prefix, country: info.Country, asn: info.ASN})
+	return info.Country, info.ASN
 }

@@ -241,7 +241,10 @@ func baseConfig(t *testing.T, originURL string) *config.Config {
 		Listeners: []config.Listener{{Address: "127.0.0.1:0"}},
 		Admin:     config.Admin{Address: "off"},
 		DataDir:   t.TempDir(),
-		ClientIP:  config.ClientIP{TrustedProxies: []config.Prefix{mustPrefix(t, trustedPeer+"/32")}},
+		// The handed edge cases test the static filters; automatic
+		// mitigation would add its own decisions during their floods.
+		Mitigation: config.Mitigation{Mode: "observe"},
+		ClientIP:   config.ClientIP{TrustedProxies: []config.Prefix{mustPrefix(t, trustedPeer+"/32")}},
 		Sites: []config.Site{{
 			Name: "test", Origins: []string{originURL},
 			HealthCheck: config.HealthCheck{Interval: config.Duration(time.Hour)},

@@ -2,6 +2,7 @@ package app
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -64,8 +65,11 @@ func (m *metrics) setSites(names []string) {
 // observer feeds every request to the metrics and to accounting.
 type observer struct {
 	m    *metrics
-	geo  *geoCache
 	next func(*stats.Request)
+	// good learns peace-time visitors: clients served normally while their
+	// site is not under attack.
+	good   *goodness
+	attack []atomic.Bool
 }
 
 // ObserveRequest implements edge.Observer.
@@ -78,7 +82,9 @@ func (o *observer) ObserveRequest(r *stats.Request) {
 		}
 	}
 	o.m.mu.RUnlock()
-	o.geo.fill(r)
+	if o.good != nil && r.Verdict == uint8(filter.Pass) && r.Status > 0 && r.Status < 400 && r.Site < len(o.attack) && !o.attack[r.Site].Load() {
+		o.good.note(r.Addr, r.Prefix, r.ASN)
+	}
 	if o.next != nil {
 		o.next(r)
 	}

@@ -31,6 +31,16 @@ type Config struct {
 	Log Log `yaml:"log" doc:"structured JSON logging with sampling"`
 	// Detect tunes attack detection.
 	Detect Detect `yaml:"detect" doc:"attack detection tuning"`
+	// Mitigation sets how the shield reacts to detected attacks.
+	Mitigation Mitigation `yaml:"mitigation" doc:"automatic mitigation (escalation ladder)"`
+}
+
+// Mitigation configures the automatic escalation ladder.
+type Mitigation struct {
+	// Mode is enforce (decisions are applied), shadow (decided, logged and
+	// counted, not enforced) or observe (no automatic decisions; operator
+	// decisions still apply).
+	Mode string `yaml:"mode" doc:"enforce | shadow | observe" default:"enforce"`
 }
 
 // Listener is one client-facing socket.

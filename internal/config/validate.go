@@ -100,6 +100,9 @@ func (c *Config) ApplyDefaults() {
 	intDefault(&c.Log.SampleEvery, 1000)
 	intDefault(&c.Log.RetentionDays, 30)
 	durationDefault(&c.Detect.Tick, 250*time.Millisecond)
+	if c.Mitigation.Mode == "" {
+		c.Mitigation.Mode = "enforce"
+	}
 	if c.Detect.MinAttackRPS == 0 {
 		c.Detect.MinAttackRPS = 50
 	}
@@ -240,6 +243,11 @@ func (c *Config) validate(file string, f *ast.File) error {
 	}
 	if lv := strings.ToLower(c.Log.Level); lv != "debug" && lv != "info" && lv != "warn" && lv != "error" {
 		v.add("log.level", "must be debug, info, warn or error")
+	}
+	switch c.Mitigation.Mode {
+	case "enforce", "shadow", "observe":
+	default:
+		v.add("mitigation.mode", "must be enforce, shadow or observe, got %q", c.Mitigation.Mode)
 	}
 	if c.Detect.Tick.D() < 10*time.Millisecond || c.Detect.Tick.D() > time.Second {
 		v.add("detect.tick", "must be between 10ms and 1s")

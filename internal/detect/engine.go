@@ -307,6 +307,9 @@ type TargetStatus struct {
 	FlashCrowd bool
 	// Scores maps detector name → latest score (≥ 1 fires).
 	Scores map[string]float64
+	// Signals are the detectors' latest signals (a copy), for the
+	// mitigation policy.
+	Signals []Signal
 	// Baseline reports whether the baseline is warm.
 	BaselineWarm bool
 	// Incident is a copy of the open incident, nil when none.
@@ -325,6 +328,7 @@ func (e *Engine) Status() []TargetStatus {
 		for _, s := range t.signals {
 			st.Scores[s.Detector] = s.Score
 		}
+		st.Signals = append([]Signal(nil), t.signals...)
 		if t.inc != nil {
 			c := cloneIncident(t.inc)
 			t.attr.fill(c, e.cfg.TopN)

@@ -34,6 +34,10 @@ type Site struct {
 	MaxBodyBytes int64
 	// Routes are per-path-prefix body caps, longest prefix first.
 	Routes []Route
+	// Endpoints, when set, serves the shield's own endpoints (challenge
+	// scripts and verification) after the chain has passed the request;
+	// it reports whether it handled the request.
+	Endpoints func(w http.ResponseWriter, r *http.Request, fr *filter.Request) bool
 }
 
 // Route is a per-path body cap.
@@ -96,8 +100,18 @@ type Observer interface {
 	ObserveRequest(r *stats.Request)
 }
 
+// GeoFunc attributes a client address (and its aggregate prefix) to a
+// country code and an AS number; "" and 0 when unknown.
+type GeoFunc func(addr netip.Addr, prefix netip.Prefix) (country string, asn uint32)
+
+// SetGeo sets the attribution used for filters and accounting; it must be
+// called before the handler serves.
+func (h *Handler) SetGeo(g GeoFunc) { h.geo = g }
+
 // Handler is the shield's request path.
 type Handler struct {
+	geo GeoFunc
+
 	rt    atomic.Pointer[Runtime]
 	obs   Observer
 	log   *slog.Logger
@@ -214,6 +228,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	fr := frPool.Get().(*filter.Request)
 	*fr = filter.Request{ID: id, Site: site.Index, Addr: res.Addr, Prefix: res.Prefix, Peer: peer, Method: r.Method, Path: r.URL.Path, HTTP: r, Now: mono}
+	if h.geo != nil {
+		fr.Country, fr.ASN = h.geo(res.Addr, res.Prefix)
+	}
 	defer frPool.Put(fr)
 
 	rw := rwPool.Get().(*responseWriter)
@@ -238,6 +255,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			site.Chain.Write(rw, r, fr, v)
 			return
 		}
+	}
+
+	if site.Endpoints != nil && site.Endpoints(rw, r, fr) {
+		return
 	}
 
 	if rt.Inflight != nil {
@@ -265,7 +286,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = br
 	}
 
-	site.Origin.ServeHTTP(rw, r)
+	// A stream the client already reset (HTTP/2 rapid reset) or a client
+	// that went away costs no origin round trip; it is counted below.
+	if r.Context().Err() == nil {
+		site.Origin.ServeHTTP(rw, r)
+	}
 
 	// A body refused by its limits must never end as net/http's implicit
 	// empty 200, which tells the client its upload arrived. On HTTP/1 a
@@ -337,6 +362,7 @@ func (h *Handler) account(r *http.Request, rw *responseWriter, fr *filter.Reques
 	sr := srPool.Get().(*stats.Request)
 	*sr = stats.Request{
 		Time: start.UnixNano(), Site: site.Index, Addr: res.Addr, Prefix: res.Prefix,
+		Country: fr.Country, ASN: fr.ASN,
 		Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, UserAgent: r.Header.Get("User-Agent"),
 		Referer: len(r.Header["Referer"]) > 0, Status: rw.status, Bytes: rw.bytes, Verdict: uint8(rw.verdict),
 	}

@@ -36,10 +36,19 @@ func (s Stage) String() string {
 // Chain runs filters in stage order and writes the shield's responses.
 // A Chain is immutable once built and safe for concurrent use.
 type Chain struct {
-	stages   [numStages][]Filter
-	flat     []Filter
-	log      *Sampler
-	onShadow func(r *Request, v Verdict)
+	stages    [numStages][]Filter
+	flat      []Filter
+	log       *Sampler
+	onShadow  func(r *Request, v Verdict)
+	challenge func(w http.ResponseWriter, req *http.Request, r *Request, v Verdict)
+}
+
+// OnChallenge sets the writer of Challenge verdicts (the challenge
+// service: an interstitial for documents, a machine-readable refusal for
+// everything else). Without one, a Challenge verdict is written as a plain
+// 503 with Retry-After. It must be set before the chain is used.
+func (c *Chain) OnChallenge(f func(w http.ResponseWriter, req *http.Request, r *Request, v Verdict)) {
+	c.challenge = f
 }
 
 // NewChain builds a chain from filters grouped by stage; within a stage
@@ -91,6 +100,10 @@ func (c *Chain) Decide(r *Request) Verdict {
 func (c *Chain) Write(w http.ResponseWriter, req *http.Request, r *Request, v Verdict) {
 	if c.log != nil {
 		c.log.Log(r, v)
+	}
+	if v.Action == Challenge && c.challenge != nil {
+		c.challenge(w, req, r, v)
+		return
 	}
 	WriteVerdict(w, req, r.ID, v)
 }

@@ -118,6 +118,14 @@ type Request struct {
 	Prefix netip.Prefix
 	// Peer is the TCP peer (or PROXY-protocol source) address.
 	Peer netip.Addr
+	// Country (ISO 3166-1 alpha-2, "" unknown) and ASN (0 unknown) of Addr.
+	Country string
+	ASN     uint32
+	// Challenge is set by an earlier stage (a mitigation decision) to ask
+	// the challenge stage to challenge this request.
+	Challenge bool
+	// Member is set when the request carries valid member standing.
+	Member bool
 	// Method and Path (no query) of the request.
 	Method, Path string
 	// HTTP is the underlying request (headers etc.); read-only.

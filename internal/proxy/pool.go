@@ -77,7 +77,13 @@ type Pool struct {
 	peak      atomic.Int64
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
+	onResp    atomic.Pointer[func(*http.Response) error]
 }
+
+// SetResponseHook installs f, called on every origin response before it is
+// copied to the client (member-standing marks, cache rules); f may edit
+// the response headers. It can be replaced at any time (config reloads).
+func (p *Pool) SetResponseHook(f func(*http.Response) error) { p.onResp.Store(&f) }
 
 // NewPool builds a pool; every origin starts healthy. Start runs the
 // health checks. classify (may be nil) maps client-side proxying errors

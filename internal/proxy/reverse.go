@@ -69,6 +69,12 @@ func (p *Pool) reverseProxy(o *Origin, classify ErrorClassifier) http.Handler {
 				}
 				pr.Out.Trailer = nil
 			},
+			ModifyResponse: func(resp *http.Response) error {
+				if f := p.onResp.Load(); f != nil {
+					return (*f)(resp)
+				}
+				return nil
+			},
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 				id := r.Header.Get(RequestIDHeader)
 				if classify != nil {

@@ -1,0 +1,112 @@
+package app
+
+import (
+	"crypto/tls"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portcullis/portcullis/internal/challenge"
+	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/filter"
+	"github.com/portcullis/portcullis/internal/proxy"
+)
+
+// challengeShared is the challenge state that outlives config generations:
+// signing keys (persisted under the data dir so restarts do not log
+// everyone out), the single-use memory of redeemed challenges, metrics.
+type challengeShared struct {
+	keys    *challenge.Keyring
+	state   *challenge.State
+	metrics *challenge.Metrics
+}
+
+func (a *App) initChallenge(cfg *config.Config, reg prometheus.Registerer) error {
+	now := time.Now()
+	m, err := challenge.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	a.chal = &challengeShared{
+		keys:    challenge.NewKeyring(challenge.KeyringOptions{Path: filepath.Join(cfg.DataDir, "challenge-keys.json"), Logger: a.log.With("component", "challenge")}, now),
+		state:   challenge.NewState(0, now),
+		metrics: m,
+	}
+	return nil
+}
+
+// siteChallenge builds one site's challenge service and wires it into the
+// site: the standing filter (allow stage: members pass before anything
+// else), the challenge filter (challenge stage: under-attack mode or a
+// challenge decision), the chain's challenge writer, the shield endpoints
+// under /.portcullis/, and the member-standing hook on origin responses.
+func (a *App) siteChallenge(sc config.Site, index int, stages map[filter.Stage][]filter.Filter) (*challenge.Service, error) {
+	svc, err := challenge.New(challenge.Options{
+		Site: sc.Name, Keys: a.chal.keys, State: a.chal.state, Metrics: a.chal.metrics,
+		Logger: a.log.With("component", "challenge", "site", sc.Name),
+		Brand:  challenge.Brand{SiteName: sc.Name},
+	})
+	if err != nil {
+		return nil, err
+	}
+	m := a.mitigation
+	f := challenge.NewFilter(svc, challenge.FilterOptions{
+		ShouldChallenge: func(r *filter.Request) bool { return r.Challenge || m.underAttack(r.Site) },
+		APIPaths:        []string{"/api/"},
+		HealthPaths:     []string{"/healthz", "/health", "/.well-known/"},
+	})
+	stages[filter.StageAllow] = append([]filter.Filter{&standingFilter{svc: svc, good: m.good}}, stages[filter.StageAllow]...)
+	stages[filter.StageChallenge] = append(stages[filter.StageChallenge], f)
+	return svc, nil
+}
+
+// standingFilter lets members with valid standing (a signed token issued
+// when the origin marked a login) through before any other filter: they
+// keep working through an attack even when their address changes.
+type standingFilter struct {
+	svc  *challenge.Service
+	good *goodness
+}
+
+func (f *standingFilter) Name() string { return "standing" }
+
+func (f *standingFilter) Check(r *filter.Request) filter.Verdict {
+	if len(r.HTTP.Header["Cookie"]) == 0 {
+		return filter.Verdict{}
+	}
+	if _, ok := f.svc.VerifyStanding(r.HTTP); ok {
+		r.Member = true
+		f.good.note(r.Addr, r.Prefix, r.ASN)
+		return filter.Verdict{Action: filter.Bypass, Rule: "member-standing", Cause: "member standing"}
+	}
+	return filter.Verdict{}
+}
+
+// memberHook returns the origin-response hook of a site: a response that
+// carries the member header (the origin marks a login) gets a standing
+// cookie; the header never reaches the client.
+func memberHook(current func() *challenge.Service) func(*http.Response) error {
+	return func(resp *http.Response) error {
+		id := resp.Header.Get(challenge.DefaultMemberHeader)
+		if _, ok := resp.Header[challenge.DefaultMemberHeader]; !ok {
+			return nil
+		}
+		resp.Header.Del(challenge.DefaultMemberHeader)
+		svc := current()
+		if id == "" || svc == nil || resp.Request == nil {
+			return nil
+		}
+		// The outbound request carries the client's cookies; TLS toward
+		// the client is known from the proxy's X-Forwarded-Proto.
+		in := &http.Request{Header: resp.Request.Header}
+		if strings.EqualFold(resp.Request.Header.Get("X-Forwarded-Proto"), "https") {
+			in.TLS = &tls.ConnectionState{}
+		}
+		return svc.SetStanding(resp.Header, id, in)
+	}
+}
+
+var _ = proxy.ClientHeader

@@ -1,0 +1,262 @@
+package app
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/detect"
+	"github.com/portcullis/portcullis/internal/filter"
+	"github.com/portcullis/portcullis/internal/incident"
+	"github.com/portcullis/portcullis/internal/mitigate"
+	"github.com/portcullis/portcullis/internal/ratelimit"
+	"github.com/portcullis/portcullis/internal/stats"
+)
+
+// mitigation is the policy side of the control path: every tick the
+// detection state and heavy hitters go through the mitigation policy, the
+// controller applies the resulting decisions to the DecisionSet that the
+// request path consults, and every change lands in the incident timeline.
+type mitigation struct {
+	set    *mitigate.DecisionSet
+	policy *mitigate.Policy
+	ctl    *mitigate.Controller
+	shadow *mitigate.ShadowLog
+	good   *goodness
+
+	// observe disables automatic decisions (operator decisions still apply).
+	observe bool
+
+	// ua holds the per-site under-attack flags for the request path.
+	ua atomic.Pointer[[]bool]
+
+	// limiters holds one per-address limiter per rate-limit decision.
+	limiters sync.Map // decision id → *ratelimit.Limiter
+}
+
+func newMitigation(mode string, store incident.Backend, onErr func(error)) (*mitigation, error) {
+	m := &mitigation{set: mitigate.NewDecisionSet(0), shadow: mitigate.NewShadowLog(time.Hour, time.Minute, 0), good: newGoodness(), observe: mode == "observe"}
+	p, err := mitigate.NewPolicy(mitigate.Config{Shadow: mode == "shadow"})
+	if err != nil {
+		return nil, err
+	}
+	m.policy = p
+	m.ctl, err = mitigate.NewController(m.set, p, mitigate.ControllerOptions{OnEvent: func(site int, id string, ev incident.Event) {
+		if id == "" || store == nil {
+			return
+		}
+		// Called under the controller's lock: write asynchronously.
+		go func() {
+			if err := store.AppendEvent(context.Background(), id, ev); err != nil && onErr != nil {
+				onErr(err)
+			}
+		}()
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// step feeds one tick's detection results to the policy.
+func (m *mitigation) step(now time.Time, snap *stats.Snapshot, period time.Duration, targets []detect.TargetStatus) {
+	if m.observe {
+		m.ctl.Step(now, nil) // expire operator decisions
+		m.refresh()
+		return
+	}
+	inputs := make([]mitigate.SiteInput, 0, len(snap.Sites))
+	for i := range snap.Sites {
+		in := mitigate.SiteInputFromSnapshot(&snap.Sites[i], period)
+		for _, t := range targets {
+			if t.Site != i {
+				continue
+			}
+			in.State, in.Signals, in.FlashCrowd = t.State, t.Signals, t.FlashCrowd
+			if t.Incident != nil {
+				in.IncidentID = t.Incident.ID
+			}
+		}
+		in.Goodness = m.good
+		inputs = append(inputs, in)
+	}
+	m.ctl.Step(now, inputs)
+	m.refresh()
+	m.good.decay(now)
+}
+
+// decisionFilter applies the DecisionSet on the request path (deny stage):
+// block, drop, rate-limit and challenge decisions; allow bypasses the rest.
+type decisionFilter struct {
+	m *mitigation
+}
+
+func (f *decisionFilter) Name() string { return "decisions" }
+
+// Check looks the client up in the decision set (0 allocations).
+func (f *decisionFilter) Check(r *filter.Request) filter.Verdict {
+	set := f.m.set
+	if set.Len() == 0 {
+		return filter.Verdict{}
+	}
+	ua := r.HTTP.Header.Get("User-Agent")
+	uah := mitigate.FingerprintHash(ua)
+	if set.HasShadow() {
+		if d, ok := set.LookupShadow(r.Site, r.Addr, r.ASN, r.Country, r.Path, uah); ok {
+			f.m.shadow.RecordShadowHit(d, false, time.Now())
+		}
+	}
+	d, ok := set.Lookup(r.Site, r.Addr, r.ASN, r.Country, r.Path, uah)
+	if !ok {
+		return filter.Verdict{}
+	}
+	switch d.Action {
+	case mitigate.Allow:
+		return filter.Verdict{Action: filter.Bypass, Rule: d.ID, Cause: d.Reason}
+	case mitigate.Block:
+		return filter.Verdict{Action: filter.Block, Rule: d.ID, Reason: "access from your network is blocked during an attack", Cause: d.Reason, RetryAfter: time.Until(d.Expires)}
+	case mitigate.Drop:
+		return filter.Verdict{Action: filter.Drop, Rule: d.ID, Cause: d.Reason}
+	case mitigate.Challenge:
+		// The challenge stage decides (clearance and standing pass it).
+		r.Challenge = true
+	case mitigate.RateLimit:
+		lim := f.m.limiter(d)
+		if lim == nil {
+			return filter.Verdict{}
+		}
+		if dec := lim.AllowAt(ratelimit.KeyFromAddr(r.Addr), r.Now); !dec.Allowed {
+			return filter.Verdict{Action: filter.Throttle, RetryAfter: dec.RetryAfter, Rule: d.ID, Reason: "too many requests during an attack, slow down", Cause: d.Reason}
+		}
+	}
+	return filter.Verdict{}
+}
+
+// limiter returns the per-address limiter of a rate-limit decision.
+func (m *mitigation) limiter(d mitigate.Decision) *ratelimit.Limiter {
+	if v, ok := m.limiters.Load(d.ID); ok {
+		return v.(*ratelimit.Limiter)
+	}
+	rps := d.RatePerSecond
+	if rps <= 0 {
+		rps = 5
+	}
+	l, err := ratelimit.NewLimiter(ratelimit.Rate{Count: int(rps*10 + 0.5), Period: 10 * time.Second}, ratelimit.Options{MaxKeys: 1 << 14})
+	if err != nil {
+		return nil
+	}
+	v, _ := m.limiters.LoadOrStore(d.ID, l)
+	return v.(*ratelimit.Limiter)
+}
+
+// goodness counts known-good users (members, cleared visitors, peace-time
+// visitors) per aggregate prefix and per ASN, decayed over time, bounded
+// in memory. It is the policy's collateral oracle: a scope with many
+// known-good users behind it is challenged, never blocked.
+type goodness struct {
+	mu       sync.Mutex
+	prefixes map[netip.Prefix]*goodEntry
+	asns     map[uint32]int
+	last     time.Time
+}
+
+type goodEntry struct {
+	addrs map[netip.Addr]struct{}
+}
+
+const (
+	maxGoodPrefixes   = 1 << 16
+	maxGoodPerPrefix  = 256
+	goodDecayInterval = 30 * time.Minute
+)
+
+func newGoodness() *goodness {
+	return &goodness{prefixes: map[netip.Prefix]*goodEntry{}, asns: map[uint32]int{}}
+}
+
+// note records a known-good client.
+func (g *goodness) note(addr netip.Addr, prefix netip.Prefix, asn uint32) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	e := g.prefixes[prefix]
+	if e == nil {
+		if len(g.prefixes) >= maxGoodPrefixes {
+			return
+		}
+		e = &goodEntry{addrs: map[netip.Addr]struct{}{}}
+		g.prefixes[prefix] = e
+	}
+	if _, ok := e.addrs[addr]; !ok && len(e.addrs) < maxGoodPerPrefix {
+		e.addrs[addr] = struct{}{}
+		if asn != 0 {
+			g.asns[asn]++
+		}
+	}
+}
+
+// KnownGood implements mitigate.Goodness: known-good users inside p.
+func (g *goodness) KnownGood(p netip.Prefix) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if e := g.prefixes[p]; e != nil {
+		return len(e.addrs)
+	}
+	n := 0
+	for q, e := range g.prefixes {
+		if p.Overlaps(q) {
+			for a := range e.addrs {
+				if p.Contains(a) {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
+
+// KnownGoodASN implements mitigate.Goodness.
+func (g *goodness) KnownGoodASN(asn uint32) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.asns[asn]
+}
+
+// decay forgets everything every goodDecayInterval (a visitor is
+// "known" for at most two intervals).
+func (g *goodness) decay(now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.last.IsZero() {
+		g.last = now
+	}
+	if now.Sub(g.last) < goodDecayInterval {
+		return
+	}
+	g.last = now
+	clear(g.prefixes)
+	clear(g.asns)
+}
+
+// underAttack reports whether site i is in under-attack mode (a site-wide
+// challenge by the policy or an operator); one atomic load.
+func (m *mitigation) underAttack(site int) bool {
+	ua := m.ua.Load()
+	return ua != nil && site < len(*ua) && (*ua)[site]
+}
+
+// refresh republishes the per-site under-attack flags from the controller.
+func (m *mitigation) refresh() {
+	var ua []bool
+	for _, s := range m.ctl.Status() {
+		if s.Site < 0 {
+			continue
+		}
+		for len(ua) <= s.Site {
+			ua = append(ua, false)
+		}
+		ua[s.Site] = s.UnderAttack
+	}
+	m.ua.Store(&ua)
+}
