@@ -20,7 +20,7 @@ const DefaultH2ResetPenalty = time.Minute
 // send a GOAWAY from a handler. A client that stops is cut when the hold
 // ends. The hold costs at most MAX_CONCURRENT_STREAMS idle goroutines per
 // abusive connection.
-const h2ResetPark = time.Second
+const h2ResetPark = 250 * time.Millisecond
 
 // maxPenalties bounds the penalty box; when it is full of live entries new
 // penalties are not recorded (the connections are still closed).
