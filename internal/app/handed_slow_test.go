@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -449,25 +450,33 @@ func rapidReset(t *testing.T, src, addr, path string, n int, budget time.Duratio
 		}
 	}()
 
+	// Pre-encode the HEADERS+RST_STREAM pairs in batches and patch the
+	// stream ids, so that generating the flood costs this process (which
+	// also hosts the shield and the second client) next to nothing.
 	var hb bytes.Buffer
 	enc := hpack.NewEncoder(&hb)
 	for _, f := range []hpack.HeaderField{{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "http"}, {Name: ":authority", Value: "t"}, {Name: ":path", Value: path}} {
 		enc.WriteField(f)
 	}
-	block := bytes.Clone(hb.Bytes())
-	for i := range n {
-		if gotAway.Load() != nil {
+	var pair bytes.Buffer
+	pfr := http2.NewFramer(&pair, nil)
+	pfr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+	rstAt := pair.Len()
+	pfr.WriteRSTStream(1, http2.ErrCodeCancel)
+	const batch = 64
+	buf := bytes.Repeat(pair.Bytes(), batch)
+	for i := 0; i < n && gotAway.Load() == nil; i += batch {
+		k := min(batch, n-i)
+		for j := range k {
+			id := uint32(2*(i+j) + 1)
+			off := j * pair.Len()
+			binary.BigEndian.PutUint32(buf[off+5:], id)
+			binary.BigEndian.PutUint32(buf[off+rstAt+5:], id)
+		}
+		if _, err := bw.Write(buf[:k*pair.Len()]); err != nil {
 			break
 		}
-		id := uint32(2*i + 1)
-		if fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndStream: true, EndHeaders: true}) != nil ||
-			fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
-			break
-		}
-		pairs++
-		if i%50 == 49 && bw.Flush() != nil {
-			break
-		}
+		pairs += k
 	}
 	bw.Flush()
 	select {
