@@ -19,6 +19,7 @@ import (
 
 func newDemoCmd() *cobra.Command {
 	var listen, admin, dataDir string
+	var trusted []string
 	c := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the shield in front of an embedded demo campaign site (no config, no network)",
@@ -42,7 +43,10 @@ the URLs. Stop with Ctrl-C.`,
 			if dataDir == "" {
 				dataDir = filepath.Join(os.TempDir(), "portcullis-demo")
 			}
-			load := func() (*config.Config, error) { return demoConfig(listen, admin, originURL, dataDir) }
+			load := func() (*config.Config, error) {
+				cfg, err := demoConfig(listen, admin, originURL, dataDir, trusted)
+				return cfg, err
+			}
 			out := cmd.OutOrStdout()
 			return runApp(ctx, app.Options{Load: load, Logger: log, Ready: func(ls []net.Addr, adm net.Addr) {
 				fmt.Fprintf(out, "\nPortcullis demo is running.\n\n")
@@ -58,6 +62,7 @@ the URLs. Stop with Ctrl-C.`,
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "shield listener")
 	c.Flags().StringVar(&admin, "admin", "127.0.0.1:9090", "admin listener")
 	c.Flags().StringVar(&dataDir, "data-dir", "", "data directory (default: a temp dir)")
+	c.Flags().StringArrayVar(&trusted, "trusted-proxy", nil, "CIDR whose X-Forwarded-For is trusted (repeatable; for load tests that simulate many sources over loopback)")
 	return c
 }
 
@@ -69,7 +74,7 @@ func hostPort(a net.Addr) string {
 }
 
 // demoConfig is the embedded default policy of `portcullis demo`.
-func demoConfig(listen, admin, origin, dataDir string) (*config.Config, error) {
+func demoConfig(listen, admin, origin, dataDir string, trusted []string) (*config.Config, error) {
 	if listen == "" || origin == "" {
 		return nil, errors.New("demo: listener and origin required")
 	}
@@ -86,6 +91,13 @@ func demoConfig(listen, admin, origin, dataDir string) (*config.Config, error) {
 				{Name: "login", Key: "address", Rate: config.RateSpec{Count: 10, Period: time.Minute}, Burst: 10, Paths: []string{"/login"}},
 			}},
 		}},
+	}
+	for _, t := range trusted {
+		p, err := config.ParsePrefix(t)
+		if err != nil {
+			return nil, fmt.Errorf("--trusted-proxy: %w", err)
+		}
+		cfg.ClientIP.TrustedProxies = append(cfg.ClientIP.TrustedProxies, config.Prefix(p))
 	}
 	cfg.ApplyDefaults()
 	if err := cfg.Validate("demo", nil); err != nil {
