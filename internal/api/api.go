@@ -26,6 +26,15 @@ type Options struct {
 	Status func() any
 	// Logger logs refused requests (never the token).
 	Logger *slog.Logger
+	// Routes are further authenticated endpoints (operator verbs).
+	Routes []Route
+}
+
+// Route is one extra authenticated admin endpoint.
+type Route struct {
+	// Pattern is a net/http ServeMux pattern ("POST /api/v1/decisions").
+	Pattern string
+	Handler http.Handler
 }
 
 // New returns the admin handler.
@@ -39,6 +48,9 @@ func New(o Options) http.Handler {
 	mux.Handle("GET /api/v1/status", o.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, o.Status())
 	})))
+	for _, rt := range o.Routes {
+		mux.Handle(rt.Pattern, o.auth(rt.Handler))
+	}
 	return mux
 }
 

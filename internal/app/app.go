@@ -63,6 +63,7 @@ type App struct {
 	detect     *detection
 	mitigation *mitigation
 	chal       *challengeShared
+	explain    explainRing
 	store      *incident.Store
 }
 
@@ -210,7 +211,7 @@ func (a *App) Run(ctx context.Context) error {
 			return fmt.Errorf("admin: listen %s: %w", cfg.Admin.Address, err)
 		}
 		adminAddr = ln.Addr()
-		adminSrv = &http.Server{Handler: api.New(api.Options{Token: token, Registry: a.reg, Status: a.status, Logger: a.log.With("component", "api")}),
+		adminSrv = &http.Server{Handler: api.New(api.Options{Token: token, Registry: a.reg, Status: a.status, Logger: a.log.With("component", "api"), Routes: a.operatorRoutes()}),
 			ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 		go adminSrv.Serve(ln)
 	}

@@ -104,6 +104,7 @@ func (a *App) build(cfg *config.Config) (*generation, error) {
 		g.challenges = append(g.challenges, svc)
 		site.Chain = filter.NewChain(stages, sampler)
 		site.Chain.OnChallenge(svc.Write)
+		site.Chain.OnWrite(a.explain.add)
 		site.Endpoints = func(w http.ResponseWriter, r *http.Request, fr *filter.Request) bool {
 			if !challenge.Handles(r.URL.Path) {
 				return false

@@ -41,7 +41,12 @@ type Chain struct {
 	log       *Sampler
 	onShadow  func(r *Request, v Verdict)
 	challenge func(w http.ResponseWriter, req *http.Request, r *Request, v Verdict)
+	onWrite   func(r *Request, v Verdict)
 }
+
+// OnWrite sets a callback for every shield response the chain writes (the
+// operator's `explain` record). It must be set before the chain is used.
+func (c *Chain) OnWrite(f func(r *Request, v Verdict)) { c.onWrite = f }
 
 // OnChallenge sets the writer of Challenge verdicts (the challenge
 // service: an interstitial for documents, a machine-readable refusal for
@@ -100,6 +105,9 @@ func (c *Chain) Decide(r *Request) Verdict {
 func (c *Chain) Write(w http.ResponseWriter, req *http.Request, r *Request, v Verdict) {
 	if c.log != nil {
 		c.log.Log(r, v)
+	}
+	if c.onWrite != nil {
+		c.onWrite(r, v)
 	}
 	if v.Action == Challenge && c.challenge != nil {
 		c.challenge(w, req, r, v)
