@@ -45,7 +45,19 @@ type netAcc struct {
 	dests                               []destAcc // preallocated, len = MaxDestinations
 	used                                int
 	otherDst                            Traffic
+	synFrom                             []synSender // SYN senders without a slot (open addressing)
 }
+
+// synSender counts the SYNs of one source address that had no destination
+// slot when it sent them (see netAcc.addSentSYN); n == 0 marks a free entry.
+type synSender struct {
+	hi, lo, n uint64
+}
+
+// synProbes is how many entries a synFrom lookup probes; a sender that finds
+// none free is not counted (a spoofed SYN flood fills the table with its
+// sources, and later senders of the tick are lost).
+const synProbes = 4
 
 func newNetAcc(c *Config) *netAcc {
 	n := &netAcc{
@@ -54,6 +66,7 @@ func newNetAcc(c *Config) *netAcc {
 		topPfx:  NewTopK[addrKey](c.TopK),
 		idx:     make(map[netip.Addr]int32, c.MaxDestinations),
 		dests:   make([]destAcc, c.MaxDestinations),
+		synFrom: make([]synSender, synTableSize(c.MaxDestinations)),
 	}
 	for i := range n.dests {
 		n.dests[i].sources = NewHLL(c.DestPrecision)
@@ -121,6 +134,8 @@ func (n *netAcc) add(p *pktRecord) {
 			}
 			if i, ok := n.idx[p.src]; ok {
 				n.dests[i].d.SentSYN += w
+			} else {
+				n.addSentSYN(hi, lo, sh, w)
 			}
 		case f&tcpFIN != 0:
 			cls = &n.fin
@@ -186,6 +201,7 @@ func (n *netAcc) snapshot(out *NetSnapshot, topN int) {
 		out.Dests = make([]DestSnapshot, n.used)
 		for i := range n.used {
 			d := &n.dests[i]
+			d.d.SentSYN += n.takeSentSYN(d.d.Dst)
 			out.Dests[i] = d.d
 			out.Dests[i].Sources = d.sources.Estimate()
 			out.Dests[i].SourcesHLL = d.sources.Clone()
@@ -201,16 +217,86 @@ func (n *netAcc) snapshot(out *NetSnapshot, topN int) {
 			return a.Dst.Compare(b.Dst)
 		})
 	}
+	out.SYNSenders = n.synSenders(len(n.dests))
 	n.reset()
 }
 
 func (n *netAcc) reset() {
 	*n = netAcc{
 		sources: n.sources, topSrc: n.topSrc, topPfx: n.topPfx,
-		idx: n.idx, dests: n.dests,
+		idx: n.idx, dests: n.dests, synFrom: n.synFrom,
 	}
+	clear(n.synFrom)
 	n.sources.Reset()
 	n.topSrc.Reset()
 	n.topPfx.Reset()
 	clear(n.idx)
+}
+
+// synTableSize returns the synFrom table size: a power of two of at least
+// 4 × maxDests entries (24 bytes each).
+func synTableSize(maxDests int) int {
+	size := 64
+	for size < 4*maxDests {
+		size <<= 1
+	}
+	return size
+}
+
+// addSentSYN counts w SYNs sent by the address (hi, lo) with hash h, which
+// has no destination slot yet: they are credited to its slot at the end of
+// the tick if it receives packets later in the tick, and reported in
+// NetSnapshot.SYNSenders otherwise.
+func (n *netAcc) addSentSYN(hi, lo, h, w uint64) {
+	mask := uint64(len(n.synFrom) - 1)
+	for j := range uint64(synProbes) {
+		e := &n.synFrom[(h+j)&mask]
+		if e.n == 0 {
+			*e = synSender{hi: hi, lo: lo, n: w}
+			return
+		}
+		if e.hi == hi && e.lo == lo {
+			e.n += w
+			return
+		}
+	}
+}
+
+// takeSentSYN returns and forgets the SYNs a counted before it had a slot.
+func (n *netAcc) takeSentSYN(a netip.Addr) uint64 {
+	hi, lo := halves(a)
+	h := hash128(hi, lo)
+	mask := uint64(len(n.synFrom) - 1)
+	for j := range uint64(synProbes) {
+		e := &n.synFrom[(h+j)&mask]
+		if e.n > 0 && e.hi == hi && e.lo == lo {
+			c := e.n
+			e.n = 0
+			return c
+		}
+	}
+	return 0
+}
+
+// synSenders lists the remaining SYN senders, most SYNs first, at most max.
+func (n *netAcc) synSenders(max int) []Counted[netip.Addr] {
+	var out []Counted[netip.Addr]
+	for _, e := range n.synFrom {
+		if e.n > 0 {
+			out = append(out, Counted[netip.Addr]{Key: addrKey{hi: e.hi, lo: e.lo, bits: -1}.addr(), Count: e.n})
+		}
+	}
+	slices.SortFunc(out, func(a, b Counted[netip.Addr]) int {
+		if a.Count != b.Count {
+			if a.Count > b.Count {
+				return -1
+			}
+			return 1
+		}
+		return a.Key.Compare(b.Key)
+	})
+	if len(out) > max {
+		out = out[:max]
+	}
+	return out
 }

@@ -150,6 +150,14 @@ type NetSnapshot struct {
 	// seen in the tick get a slot, later ones count in OtherDestinations.
 	Dests             []DestSnapshot
 	OtherDestinations Traffic
+	// SYNSenders lists the addresses that sent SYNs (without ACK) in the tick
+	// but received no packet, so have no Dests entry, with their SYN counts:
+	// most SYNs first, at most Config.MaxDestinations. A consumer summing
+	// DestSnapshot.SentSYN over several ticks adds these to know whether a
+	// destination opened connections at all (a SYN and its SYN-ACK may fall
+	// in different ticks). Best effort: during a spoofed SYN flood the
+	// bounded table is full of spoofed sources and further senders are lost.
+	SYNSenders []Counted[netip.Addr]
 }
 
 // DestSnapshot is one destination address's packet accounting for a tick.
@@ -165,7 +173,9 @@ type DestSnapshot struct {
 	SYN, SYNACK, ACK, ACKData, RST, FIN uint64
 	// SentSYN counts SYNs this address itself sent in the tick, so RSTs and
 	// SYN-ACKs answering them (backscatter of its own connections or flood)
-	// are not mistaken for an attack on it.
+	// are not mistaken for an attack on it. SYNs sent before the address
+	// received its first packet of the tick count too (best effort, see
+	// NetSnapshot.SYNSenders).
 	SentSYN uint64
 	// Amplification counts UDP from well-known reflector source ports,
 	// indexed like AmplificationVectors; UDPOther the rest of UDP.
