@@ -118,50 +118,51 @@ type Decision struct {
 	// ID identifies the decision; adding a decision with an existing ID
 	// replaces it. Policy IDs are derived from rule, site and scope value, so
 	// an escalation replaces the decision it escalates.
-	ID string
+	ID string `json:"id"`
 	// Site is the site index the decision applies to, or -1 for all sites.
-	Site int
+	Site int `json:"site"`
 	// Scope selects the value field.
-	Scope Scope
+	Scope Scope `json:"scope"`
 	// Prefix is the address (/32 or /128) or prefix of ScopeAddress and
 	// ScopePrefix, masked, IPv4 as IPv4 (never IPv4-mapped IPv6).
-	Prefix netip.Prefix
+	Prefix netip.Prefix `json:"prefix,omitzero"`
 	// ASN is the origin AS number of ScopeASN (non-zero).
-	ASN uint32
+	ASN uint32 `json:"asn,omitempty"`
 	// Country is the ISO 3166-1 alpha-2 code of ScopeCountry, upper case.
-	Country string
+	Country string `json:"country,omitempty"`
 	// Fingerprint is the user agent of ScopeFingerprint (matched by hash).
-	Fingerprint string
+	Fingerprint string `json:"fingerprint,omitempty"`
 	// Route is the path of ScopeRoute, starting with '/'.
-	Route string
+	Route string `json:"route,omitempty"`
 	// Action is what happens to matching requests; RatePerSecond is the
 	// scope's budget for RateLimit (requests per second, > 0).
-	Action        Action
-	RatePerSecond float64
+	Action        Action  `json:"action"`
+	RatePerSecond float64 `json:"rate_per_second,omitempty"`
 	// Created is when the decision was first made; Expires when it lapses
 	// (zero: never); TTL the lifetime it was given (refreshes extend
 	// Expires by TTL).
-	Created, Expires time.Time
-	TTL              time.Duration
+	Created time.Time     `json:"created"`
+	Expires time.Time     `json:"expires,omitzero"`
+	TTL     time.Duration `json:"ttl"`
 	// Reason says why, for the timeline and the operator.
-	Reason string
+	Reason string `json:"reason"`
 	// Rule names the policy rule that made it ("rate_limit", "challenge",
 	// "block", "asn", "under_attack", "auto_ban", "flash_crowd") or
 	// "operator".
-	Rule string
+	Rule string `json:"rule,omitempty"`
 	// Level is the site's ladder level when the decision was made.
-	Level Level
+	Level Level `json:"level"`
 	// IncidentID is the incident the decision belongs to ("" when none).
-	IncidentID string
+	IncidentID string `json:"incident_id,omitempty"`
 	// Origin is OriginPolicy or "operator:<who>".
-	Origin string
+	Origin string `json:"origin"`
 	// EstimatedCollateral is the number of known-good users (members,
 	// cleared and peace-time visitors) seen behind the scope: the people a
 	// mitigation on it would hit.
-	EstimatedCollateral int
+	EstimatedCollateral int `json:"estimated_collateral"`
 	// Shadow marks a decision that is recorded but not enforced:
 	// [DecisionSet.Lookup] ignores it, [DecisionSet.LookupShadow] finds it.
-	Shadow bool
+	Shadow bool `json:"shadow"`
 }
 
 // Key returns the decision's scope and value as text, e.g.
@@ -292,3 +293,12 @@ func (d *Decision) severity() uint64 {
 	}
 	return s
 }
+
+// MarshalText writes the action's name ("block") in JSON and logs.
+func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// MarshalText writes the scope's name ("prefix") in JSON and logs.
+func (s Scope) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// MarshalText writes the ladder level's name in JSON and logs.
+func (l Level) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
