@@ -19,6 +19,8 @@
 #   --origin    nginx (default: `return 200` of a fixed 1 KiB body) or go
 #               (bench/origin, net/http); both keep connections alive
 #   --warmup S  seconds of warm-up per proxy and path before round 1 (2)
+#   --rev REV   build Portcullis from the committed tree REV (git archive)
+#               instead of the working tree, e.g. when others are mid-edit
 #   --floor     also measure bench/floor's three calibration toys (raw Go
 #               loop, net/http + synchronous upstream, net/http +
 #               httputil.ReverseProxy); needs fewer rounds or a shorter
@@ -30,7 +32,7 @@
 # (3 rounds × 2 scenarios × 3 proxies × 10 s + 1 warm-up each) take ~3.5 min.
 set -euo pipefail
 
-ROUNDS=3 DURATION=10 CONNS=64 THREADS=2 ORIGIN_KIND=nginx WRITE=0 KEEP=0 WARMUP=2 FLOOR=0
+ROUNDS=3 DURATION=10 CONNS=64 THREADS=2 ORIGIN_KIND=nginx WRITE=0 KEEP=0 WARMUP=2 FLOOR=0 REV=
 DENIED=198.51.100.7
 SECTION="## Edge: proxied throughput and reject path"
 ARGS=("$@")
@@ -39,13 +41,14 @@ while [ $# -gt 0 ]; do
 	--write) WRITE=1 ;;
 	--keep) KEEP=1 ;;
 	--floor) FLOOR=1 ;;
+	--rev) REV=$2; shift ;;
 	--rounds) ROUNDS=$2; shift ;;
 	--duration) DURATION=$2; shift ;;
 	--conns) CONNS=$2; shift ;;
 	--threads) THREADS=$2; shift ;;
 	--origin) ORIGIN_KIND=$2; shift ;;
 	--warmup) WARMUP=$2; shift ;;
-	-h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,31p' "$0"; exit 0 ;;
 	*) echo "edge.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -118,16 +121,23 @@ OPORT=$(freeport) PPORT=$(freeport) NPORT=$(freeport) HPORT=$(freeport)
 
 # --- build --------------------------------------------------------------------
 cd "$ROOT"
+COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$ROOT" diff --quiet HEAD -- cmd internal 2>/dev/null || COMMIT="$COMMIT+uncommitted"
 if [ -n "${PORTCULLIS_BIN:-}" ]; then
 	cp "$PORTCULLIS_BIN" "$TMP/portcullis"
+	COMMIT="prebuilt $PORTCULLIS_BIN"
+elif [ -n "$REV" ]; then
+	log "building portcullis from $REV"
+	mkdir -p "$TMP/src"
+	git -C "$ROOT" archive "$REV" | tar -x -C "$TMP/src"
+	(cd "$TMP/src" && go build -o "$TMP/portcullis" ./cmd/portcullis)
+	COMMIT=$(git -C "$ROOT" rev-parse --short "$REV")
 else
 	log "building portcullis and the origin"
 	go build -o "$TMP/portcullis" ./cmd/portcullis
 fi
 [ "$ORIGIN_KIND" = go ] && go build -o "$TMP/origin" ./bench/origin
 [ "$FLOOR" = 1 ] && go build -o "$TMP/floor" ./bench/floor
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$ROOT" diff --quiet HEAD -- cmd internal 2>/dev/null || COMMIT="$COMMIT+uncommitted"
 
 # --- origin ---------------------------------------------------------------------
 # 1024-byte body: "portcullis-bench-origin " and 1000 x's (no quotes, no escapes).
@@ -231,9 +241,23 @@ haproxy -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
 PIDS+=($!)
 HAPROXY_PID=$!
 
-# Portcullis: flags only, the same deny rule and trusted proxy.
+# Portcullis: the same deny rule and trusted proxy as flags. A single wrk
+# source at tens of thousands of requests per second is, to Portcullis'
+# detector, a flood, and in enforce mode it would (rightly) block it within
+# seconds and the run would measure its block path instead of (a). So the
+# config file sets mitigation.mode: observe (detection and accounting still
+# run on every request; automatic decisions are not applied). A build that
+# predates mitigation rejects the key; then no config file is used.
+PCONF=()
+printf 'mitigation:\n  mode: observe\n' >"$TMP/portcullis.yaml"
+if "$TMP/portcullis" check --config "$TMP/portcullis.yaml" --origin "http://127.0.0.1:$OPORT" >/dev/null 2>&1; then
+	PCONF=(--config "$TMP/portcullis.yaml")
+	MITIGATION=" --config portcullis.yaml\` with \`mitigation: {mode: observe}\`"
+else
+	MITIGATION="\` (this build has no mitigation.mode)"
+fi
 ${PORTCULLIS_GOMAXPROCS:+env GOMAXPROCS=$PORTCULLIS_GOMAXPROCS} "$TMP/portcullis" serve --listen "127.0.0.1:$PPORT" --origin "http://127.0.0.1:$OPORT" --admin off \
-	--deny "$DENIED/32" --trusted-proxy 127.0.0.1/32 >"$TMP/portcullis.log" 2>&1 &
+	--deny "$DENIED/32" --trusted-proxy 127.0.0.1/32 --data-dir "$TMP/portcullis-data" "${PCONF[@]}" >"$TMP/portcullis.log" 2>&1 &
 PIDS+=($!)
 PORTCULLIS_PID=$!
 
@@ -399,6 +423,10 @@ REPORT="$TMP/report.md"
 		echo "The \"floor\" rows are bench/floor's calibration toys (no hardening, no smuggling checks, no"
 		echo "streaming): what a Go proxy of each design costs here, not candidates to ship."
 	fi
+	echo "Portcullis ran as \`portcullis serve --listen 127.0.0.1:P --origin http://127.0.0.1:O --admin off"
+	echo "--deny $DENIED/32 --trusted-proxy 127.0.0.1/32 --data-dir TMP$MITIGATION: one wrk source at"
+	echo "this rate is a flood to its detector, and enforce mode would block it and measure the block path"
+	echo "instead; detection and accounting still run on every request."
 	echo "Connection kept open after a 403: Portcullis ${KEEPALIVE_403[portcullis]}, nginx ${KEEPALIVE_403[nginx]}, HAProxy ${KEEPALIVE_403[haproxy]}."
 	if [ -n "$WARN" ]; then echo; echo "**Check:** $WARN"; fi
 	echo

@@ -37,7 +37,7 @@ OPORT=$(port) PPORT=$(port)
 PIDS+=($!)
 waitport "$OPORT"
 "$TMP/profile" -listen "127.0.0.1:$PPORT" -origin "http://127.0.0.1:$OPORT" \
-	-deny "$DENIED/32" -trusted-proxy 127.0.0.1/32 \
+	-deny "$DENIED/32" -trusted-proxy 127.0.0.1/32 -data-dir "$TMP/data" \
 	-cpuprofile "$OUT/cpu.pprof" -memprofile "$OUT/allocs.pprof" >"$OUT/server.log" 2>&1 &
 SPID=$!
 PIDS+=($SPID)

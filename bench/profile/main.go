@@ -2,11 +2,13 @@
 // `portcullis serve --listen L --origin O --admin off [--deny CIDR]
 // [--trusted-proxy CIDR]` does (same config path: flags → defaults →
 // Validate → app.New → Run), with a CPU profile recording from start to
-// exit and, optionally, an allocation profile written at exit. It lives
+// exit and, optionally, an allocation profile written at exit. Like
+// bench/edge.sh it sets mitigation.mode observe, so that the load generator
+// is not blocked as a flood. It lives
 // under bench/ so that profiling needs no hidden flag in the product
 // binary; bench/profile.sh drives it under wrk load.
 //
-// Usage: profile -listen 127.0.0.1:P -origin http://127.0.0.1:O
+// Usage: profile -listen 127.0.0.1:P -origin http://127.0.0.1:O -data-dir DIR
 //
 //	[-deny CIDR] [-trusted-proxy CIDR] -cpuprofile FILE [-memprofile FILE]
 //
@@ -35,19 +37,29 @@ func main() {
 	trusted := flag.String("trusted-proxy", "", "trusted proxy CIDR (optional)")
 	cpu := flag.String("cpuprofile", "", "write a CPU profile here")
 	mem := flag.String("memprofile", "", "write an allocation profile here at exit")
+	dataDir := flag.String("data-dir", "", "data directory (required: keeps the incident store out of the checkout)")
 	flag.Parse()
-	if err := run(*listen, *origin, *deny, *trusted, *cpu, *mem); err != nil {
+	if *dataDir == "" || *origin == "" {
+		fmt.Fprintln(os.Stderr, "profile: -origin and -data-dir are required")
+		os.Exit(2)
+	}
+	if err := run(*listen, *origin, *deny, *trusted, *dataDir, *cpu, *mem); err != nil {
 		fmt.Fprintln(os.Stderr, "profile:", err)
 		os.Exit(1)
 	}
 }
 
-func run(listen, origin, deny, trusted, cpu, mem string) error {
+func run(listen, origin, deny, trusted, dataDir, cpu, mem string) error {
 	load := func() (*config.Config, error) {
 		cfg := &config.Config{
 			Listeners: []config.Listener{{Address: listen}},
 			Sites:     []config.Site{{Name: "default", Origins: []string{origin}}},
 			Admin:     config.Admin{Address: "off"},
+			DataDir:   dataDir,
+			// One wrk source is a flood to the detector; observe keeps
+			// detection and accounting running without blocking it (as
+			// bench/edge.sh does).
+			Mitigation: config.Mitigation{Mode: "observe"},
 		}
 		for _, x := range []struct {
 			s   string
