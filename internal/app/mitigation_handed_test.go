@@ -220,7 +220,7 @@ func TestMitigationChallengeRedeemedOnce(t *testing.T) {
 // the feed comes back its new contents take effect.
 func TestF12_DenyListFeedDownKeepsLastKnownList(t *testing.T) {
 	tests := []struct {
-		name  string
+		name   string
 		break_ func(t *testing.T, path string)
 	}{
 		{name: "file deleted", break_: func(t *testing.T, p string) {
