@@ -20,21 +20,30 @@ import (
 // (SSE, NDJSON; case F20), and exposes the underlying writer through
 // Unwrap so http.ResponseController finds Flusher and Hijacker (case F21).
 type responseWriter struct {
-	w           http.ResponseWriter
-	ctl         *http.ResponseController
-	writeIdle   time.Duration
-	status      int
-	bytes       int64
-	wroteHeader bool
-	headerAt    time.Time
-	verdict     filter.Action
-	hijacked    bool
+	w         http.ResponseWriter
+	ctl       *http.ResponseController
+	writeIdle time.Duration
+	// timerDeadline is set for HTTP/2: a stream's write deadline is a
+	// timer that resets the stream when it fires, writing or not, so it is
+	// armed only around each write (case F20: an SSE stream silent for
+	// longer than the timeout must not be cut). HTTP/1 socket deadlines
+	// only matter while a write is in progress and stay armed, which also
+	// bounds net/http's final flush after the handler returns.
+	timerDeadline bool
+	status        int
+	bytes         int64
+	wroteHeader   bool
+	headerAt      time.Time
+	verdict       filter.Action
+	hijacked      bool
 }
 
 func (rw *responseWriter) reset(w http.ResponseWriter, writeIdle time.Duration) {
 	*rw = responseWriter{w: w, writeIdle: writeIdle}
 	if w != nil && writeIdle > 0 {
 		rw.ctl = http.NewResponseController(w)
+		_, hijackable := w.(http.Hijacker) // HTTP/1 only
+		rw.timerDeadline = !hijackable
 	}
 }
 
@@ -56,6 +65,7 @@ func (rw *responseWriter) WriteHeader(code int) {
 	if isStreaming(rw.w.Header()) {
 		rw.flush()
 	}
+	rw.disarm()
 }
 
 func (rw *responseWriter) Write(p []byte) (int, error) {
@@ -64,6 +74,7 @@ func (rw *responseWriter) Write(p []byte) (int, error) {
 	}
 	rw.deadline()
 	n, err := rw.w.Write(p)
+	rw.disarm()
 	rw.bytes += int64(n)
 	return n, err
 }
@@ -74,8 +85,19 @@ func (rw *responseWriter) deadline() {
 	}
 }
 
+// disarm clears an HTTP/2 stream's write deadline after a write returned.
+func (rw *responseWriter) disarm() {
+	if rw.ctl != nil && rw.timerDeadline {
+		_ = rw.ctl.SetWriteDeadline(time.Time{})
+	}
+}
+
 // Flush implements http.Flusher.
-func (rw *responseWriter) Flush() { rw.flush() }
+func (rw *responseWriter) Flush() {
+	rw.deadline()
+	rw.flush()
+	rw.disarm()
+}
 
 func (rw *responseWriter) flush() {
 	if f, ok := rw.w.(http.Flusher); ok {
@@ -91,7 +113,9 @@ func (rw *responseWriter) FlushError() error {
 		rw.WriteHeader(http.StatusOK)
 	}
 	rw.deadline()
-	return http.NewResponseController(rw.w).Flush()
+	err := http.NewResponseController(rw.w).Flush()
+	rw.disarm()
+	return err
 }
 
 // Hijack implements http.Hijacker for protocol upgrades (WebSocket). The
