@@ -443,7 +443,8 @@ func TestF06_IPv6RotationInsideOnePrefix(t *testing.T) {
 		}
 	})
 	t.Run("ban after failed challenges covers the /64", func(t *testing.T) {
-		t.Skip("challenges and automatic bans arrive with the mitigation issue (#4); nothing in the edge issues them yet")
+		t.Skip("GAP: the /64 auto-ban exists in internal/mitigate (autoban.go), but the app does not yet feed failed " +
+			"challenges into mitigate.SiteInput.FailedChallenges, so it cannot be driven through the shield (mitigation issue #4)")
 	})
 }
 
