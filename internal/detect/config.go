@@ -199,6 +199,18 @@ type PacketThresholds struct {
 	// an ACK, RST or SYN-ACK flood must make up (default 0.25): the RSTs that
 	// accompany a SYN-ACK reflection are part of it, not a second vector.
 	FlagShare float64
+	// Low-and-slow SYN-ACK reflection (SlowReflection), at any rate: over
+	// SlowWindow (default 60 s, from Window to 1 h, kept in six buckets) a
+	// destination that sent no SYN received at least SlowSYNACKs SYN-ACKs
+	// (default 20) making at least SlowShare of its inbound TCP (default
+	// 0.5), from at least SlowSources distinct sources of inbound packets
+	// (default 10). The incident is held open while SYN-ACKs keep arriving
+	// at least every SlowIdle (default 10 s, at most SlowWindow).
+	SlowWindow  time.Duration
+	SlowSYNACKs float64
+	SlowShare   float64
+	SlowSources float64
+	SlowIdle    time.Duration
 }
 
 // Default returns a copy of c with zero fields set to their defaults.
@@ -277,6 +289,11 @@ func (c Config) Default() Config {
 	num(&p.FragmentPPS, 2000)
 	num(&p.MinPPS, 100)
 	num(&p.FlagShare, 0.25)
+	dur(&p.SlowWindow, time.Minute)
+	num(&p.SlowSYNACKs, 20)
+	num(&p.SlowShare, 0.5)
+	num(&p.SlowSources, 10)
+	dur(&p.SlowIdle, 10*time.Second)
 	return c
 }
 
@@ -343,7 +360,17 @@ func (c *Config) Validate() error {
 		"MinFlows": p.MinFlows, "RSTPPS": p.RSTPPS, "SYNACKPPS": p.SYNACKPPS, "MinSources": p.MinSources,
 		"UDPPPS": p.UDPPPS, "AmplificationPPS": p.AmplificationPPS, "AmplificationBPS": p.AmplificationBPS,
 		"ICMPPPS": p.ICMPPPS, "FragmentPPS": p.FragmentPPS, "MinPPS": p.MinPPS, "FlagShare": p.FlagShare,
+		"SlowSYNACKs": p.SlowSYNACKs, "SlowShare": p.SlowShare, "SlowSources": p.SlowSources,
 	})
+	if p.SlowWindow < c.Window || p.SlowWindow > time.Hour {
+		bad("Packet.SlowWindow", "%v must be in [Window %v, 1h]", p.SlowWindow, c.Window)
+	}
+	if p.SlowIdle <= 0 || p.SlowIdle > p.SlowWindow {
+		bad("Packet.SlowIdle", "%v must be in (0, SlowWindow]", p.SlowIdle)
+	}
+	if p.SlowShare > 1 {
+		bad("Packet.SlowShare", "%v must be at most 1", p.SlowShare)
+	}
 	for i, s := range c.Sites {
 		for j, r := range append(append([]Route(nil), s.AuthRoutes...), s.ExpensiveRoutes...) {
 			field := fmt.Sprintf("Sites[%d] route %d", i, j)

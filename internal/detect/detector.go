@@ -26,6 +26,12 @@ type Signal struct {
 	// also treats Score ≥ Config.ReleaseScore as sustaining (hysteresis:
 	// enter at 1, leave below ReleaseScore).
 	Sustain bool
+	// Hold reports that a sparse attack is still in progress between its
+	// packets (SlowReflection): the tick does not count as quiet, so a
+	// suspicion or an open incident with this vector stays, but unlike
+	// Sustain it does not move the incident's end (the last firing or
+	// sustaining tick).
+	Hold bool
 	// Evidence holds the figures behind the score (rates, thresholds).
 	Evidence map[string]float64
 }
@@ -95,6 +101,9 @@ type DestView struct {
 	// Flows are the latest tick's estimates, WindowSources the window union.
 	Sum           stats.DestSnapshot
 	WindowSources uint64
+	// Slow holds the destination's figures over the low-and-slow window
+	// (PacketThresholds.SlowWindow); zero when it is not watched.
+	Slow SlowView
 }
 
 // Rate returns the window rate of metric m.

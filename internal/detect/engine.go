@@ -45,6 +45,7 @@ type Engine struct {
 	siteDet [][]SiteDetector
 	views   []SiteView
 	dests   map[netip.Addr]*destTarget
+	slow    *slowWatch // low-and-slow reflection figures (slow.go)
 	seq     uint64
 	lastEnd time.Time
 	lag     time.Duration
@@ -84,6 +85,7 @@ func NewEngine(cfg Config, nSites int, sink Sink, opts Options) (*Engine, error)
 		opts.Clock = time.Now
 	}
 	e := &Engine{cfg: cfg, sink: sink, opts: opts, dests: map[netip.Addr]*destTarget{}}
+	e.slow = newSlowWatch(&e.cfg.Packet, cfg.MaxTargets)
 	for i := range cfg.Sites {
 		sc := &e.cfg.Sites[i]
 		e.sites = append(e.sites, &target{name: sc.Name, site: i, base: NewBaseline(cfg.Baseline), state: incident.StateNormal})
@@ -174,13 +176,14 @@ func (e *Engine) stepLocked(snap *stats.Snapshot, now time.Time) []func(context.
 func (e *Engine) stepDests(snap *stats.Snapshot, span tickSpan, start, end, now time.Time) []func(context.Context) error {
 	var calls []func(context.Context) error
 	seen := make(map[netip.Addr]*stats.DestSnapshot, len(snap.Net.Dests))
+	e.slow.observe(&snap.Net, span)
 	for i := range snap.Net.Dests {
 		d := &snap.Net.Dests[i]
 		seen[d.Dst] = d
 		if _, ok := e.dests[d.Dst]; ok {
 			continue
 		}
-		if perSecond(float64(d.Packets), end.Sub(start)) < e.cfg.Packet.MinPPS {
+		if perSecond(float64(d.Packets), end.Sub(start)) < e.cfg.Packet.MinPPS && !e.slow.ripe(d) {
 			continue
 		}
 		if len(e.dests) >= e.cfg.MaxTargets && !e.evictDest() {
@@ -205,6 +208,7 @@ func (e *Engine) stepDests(snap *stats.Snapshot, span tickSpan, start, end, now 
 			dt.lastSeen = end
 		}
 		dt.win.push(k, d, span, &dt.view)
+		dt.view.Slow = e.slow.view(k)
 		sigs := make([]Signal, 0, len(dt.det))
 		for _, det := range dt.det {
 			sigs = append(sigs, det.Observe(&dt.view, dt.base, now))

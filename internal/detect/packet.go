@@ -63,7 +63,9 @@ func (d *PacketFlood) Observe(v *DestView, b *Baseline, _ time.Time) Signal {
 //   - udp_amplification:<name>: UDP from one reflector source port (DNS 53,
 //     NTP 123, SNMP 161, … see stats.AmplificationVectors) above
 //     AmplificationPPS or AmplificationBPS, from at least MinSources;
-//   - icmp_flood: ICMP above ICMPPPS; ip_fragments: fragments above FragmentPPS.
+//   - icmp_flood: ICMP above ICMPPPS; ip_fragments: fragments above FragmentPPS;
+//   - slow_synack_reflection (vector tcp_reflection:synack): unsolicited
+//     SYN-ACKs at any rate over SlowWindow (see SlowReflection).
 func NewPacketDetectors(t *PacketThresholds) []NetDetector {
 	ds := []NetDetector{
 		&PacketFlood{name: "syn_flood", T: t, obs: obsSYN, sus: susSYN},
@@ -73,6 +75,7 @@ func NewPacketDetectors(t *PacketThresholds) []NetDetector {
 		&PacketFlood{name: "udp_flood", T: t, obs: obsUDP},
 		&PacketFlood{name: "icmp_flood", T: t, obs: obsICMP},
 		&PacketFlood{name: "ip_fragments", T: t, obs: obsFrag},
+		&SlowReflection{T: t},
 	}
 	for i, av := range stats.AmplificationVectors() {
 		ds = append(ds, &PacketFlood{name: "udp_amplification:" + av.Name, T: t, obs: obsAmp(i)})

@@ -45,7 +45,8 @@ import (
 // dst, sport (0 = random high port), dport, frag=1, flows (distinct source
 // ports when src is fixed).
 // Incident keys: target, has=v,v (vectors present), not=v,v (absent),
-// delay<=D@T (detected within D after flood start T), sources=N±P%,
+// delay<=D@T (detected within D after flood start T), end<=T (ended by
+// T), sources=N±P%,
 // peak_pps=N±P%, peak_rps=N±P%.
 
 var scenarioT0 = time.Date(2026, 5, 4, 20, 0, 0, 0, time.UTC)
@@ -533,6 +534,15 @@ func checkIncident(t *testing.T, where string, in *incident.Incident, kv map[str
 		start := scenarioT0.Add(a)
 		if d := in.Detected.Sub(start); d > l || d < 0 {
 			t.Errorf("%s: detected %v after flood start, want within [0, %v]", where, d, l)
+		}
+	}
+	if v, ok := kv["end<"]; ok { // "end<=300s": the incident ended by then
+		l, err := time.ParseDuration(strings.TrimPrefix(v, "="))
+		if err != nil {
+			t.Fatalf("%s: bad end %q", where, v)
+		}
+		if in.End.IsZero() || in.End.Sub(scenarioT0) > l {
+			t.Errorf("%s: incident end %v, want by +%v", where, in.End, l)
 		}
 	}
 	for key, got := range map[string]float64{"sources": float64(in.Sources), "peak_pps": in.PeakPPS, "peak_rps": in.PeakRPS} {

@@ -86,6 +86,18 @@ func (e *Engine) sustained(t *target, sigs []Signal) bool {
 	return false
 }
 
+// held reports whether a signal holds the target's episode open between
+// the packets of a sparse attack (Signal.Hold): any vector while suspected,
+// one of the incident's vectors once open.
+func held(t *target, sigs []Signal) bool {
+	for _, s := range sigs {
+		if s.Hold && !s.Benign && (t.inc == nil || slices.Contains(t.inc.Vectors, s.Vector)) {
+			return true
+		}
+	}
+	return false
+}
+
 func evidence(sigs []Signal) map[string]float64 {
 	ev := map[string]float64{}
 	for _, s := range sigs {
@@ -119,6 +131,8 @@ func (e *Engine) stepTarget(t *target, r tickResult, feed func(*attribution)) []
 	case fires || e.sustained(t, r.signals):
 		t.quiet = 0
 		t.lastFire = r.end
+	case held(t, r.signals):
+		t.quiet = 0
 	default:
 		t.quiet++
 	}
