@@ -40,8 +40,9 @@ type SlowView struct {
 	// and TCP all inbound TCP packets, over the window (after sampling).
 	SYNACK, SentSYN, TCP uint64
 	// Sources estimates the distinct sources of all inbound packets over
-	// the window (HyperLogLog union); 0 when not estimated because the
-	// destination sent SYNs or got fewer than half SlowSYNACKs SYN-ACKs.
+	// the window (HyperLogLog union, refreshed at most once a second); 0
+	// when not estimated because the destination sent SYNs or got fewer
+	// than half SlowSYNACKs SYN-ACKs.
 	Sources uint64
 	// LastSYNACK is the end of the latest tick that brought SYN-ACKs.
 	LastSYNACK time.Time
@@ -60,6 +61,14 @@ type slowDest struct {
 	since  int64 // start of the first tick watched, ns
 	lastSA int64 // end of the latest tick with SYN-ACKs, ns
 	view   SlowView
+	// union is the window's sources sketch as of bucket number unionK (0:
+	// not kept): the buckets' union plus every tick merged since, valid
+	// until the oldest bucket drops out. Its estimate (view.Sources) is
+	// refreshed when it changed, at most once a second of event time.
+	union   *stats.HLL
+	unionK  int64
+	changed bool
+	estAt   int64
 }
 
 // slowWatch sums, per destination, the figures of the low-and-slow
@@ -77,7 +86,6 @@ type slowWatch struct {
 	dests   map[netip.Addr]*slowDest
 	prevSYN []stats.Counted[netip.Addr] // the previous tick's SYNSenders
 	spare   *slowDest
-	scratch *stats.HLL
 }
 
 func newSlowWatch(t *PacketThresholds, max int) *slowWatch {
@@ -122,6 +130,10 @@ func (w *slowWatch) observe(net *stats.NetSnapshot, span tickSpan) {
 				b.sources = d.SourcesHLL.Clone()
 			} else {
 				_ = b.sources.Merge(d.SourcesHLL) // one accountant: same precision
+			}
+			if sd.unionK == k {
+				_ = sd.union.Merge(d.SourcesHLL)
+				sd.changed = true
 			}
 		}
 		if d.SYNACK > 0 {
@@ -180,7 +192,7 @@ func (w *slowWatch) admit(a netip.Addr, start int64) *slowDest {
 	for i := range sd.b {
 		sd.b[i].n = 0
 	}
-	sd.since, sd.lastSA, sd.view = start, 0, SlowView{}
+	sd.since, sd.lastSA, sd.view, sd.unionK, sd.estAt = start, 0, SlowView{}, 0, 0
 	w.dests[a] = sd
 	return sd
 }
@@ -208,7 +220,7 @@ func slowLess(a *slowDest, aa netip.Addr, b *slowDest, ba netip.Addr) bool {
 // refresh recomputes sd.view at bucket number k and tick end; false when
 // the window is empty.
 func (w *slowWatch) refresh(sd *slowDest, k, end int64) bool {
-	v := SlowView{}
+	v := SlowView{Sources: sd.view.Sources}
 	var hlls []*stats.HLL
 	live := false
 	for i := range sd.b {
@@ -231,8 +243,23 @@ func (w *slowWatch) refresh(sd *slowDest, k, end int64) bool {
 	if sd.lastSA > 0 {
 		v.LastSYNACK = time.Unix(0, sd.lastSA)
 	}
-	if v.SentSYN == 0 && float64(v.SYNACK) >= slowHold*w.t.SlowSYNACKs && len(hlls) > 0 {
-		v.Sources = unionEstimate(&w.scratch, hlls, hlls[0].Estimate())
+	switch {
+	case v.SentSYN > 0 || float64(v.SYNACK) < slowHold*w.t.SlowSYNACKs || len(hlls) == 0:
+		v.Sources, sd.unionK = 0, 0 // not a candidate: no sketch kept up
+	case sd.unionK != k:
+		// A bucket dropped out (or the sketch was not kept): rebuild.
+		if sd.union == nil {
+			sd.union = hlls[0].Clone()
+		} else {
+			sd.union.CopyFrom(hlls[0])
+		}
+		for _, h := range hlls[1:] {
+			_ = sd.union.Merge(h)
+		}
+		sd.unionK = k
+		v.Sources, sd.changed, sd.estAt = sd.union.Estimate(), false, end
+	case sd.changed && end-sd.estAt >= int64(time.Second):
+		v.Sources, sd.changed, sd.estAt = sd.union.Estimate(), false, end
 	}
 	sd.view = v
 	return true

@@ -108,3 +108,33 @@ func TestSlowWatch(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkSlowWatchObserve measures the long-window accounting per tick in
+// its worst case: every one of 256 destinations of the tick receives
+// unsolicited SYN-ACKs (64 watched, the rest refused or churning), each
+// watched one's sources union estimated every tick.
+func BenchmarkSlowWatchObserve(b *testing.B) {
+	acc, err := stats.New(stats.Config{Sites: []stats.SiteConfig{{Name: "www"}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Date(2026, 5, 4, 20, 0, 0, 0, time.UTC).UnixNano()
+	acc.Begin(t0)
+	for d := range 256 {
+		for s := range 20 {
+			acc.ObservePacket(&stats.Packet{Time: t0, Src: netip.AddrFrom4([4]byte{100, 64, byte(d), byte(s)}),
+				Dst: netip.AddrFrom4([4]byte{203, 0, byte(d >> 8), byte(d)}), SrcPort: 21, DstPort: 21,
+				Proto: 6, TCPFlags: 0x12, Length: 46, SampleRate: 1})
+		}
+	}
+	const tick = int64(250 * time.Millisecond)
+	snap := acc.Snapshot(t0 + tick)
+	p := Config{}.Default().Packet
+	w := newSlowWatch(&p, 64)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range int64(b.N) {
+		start := t0 + i*tick
+		w.observe(&snap.Net, tickSpan{start, start + tick})
+	}
+}
