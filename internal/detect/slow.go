@@ -75,8 +75,8 @@ type slowDest struct {
 // reflection detector over the long window. It watches a destination from
 // the first tick in which it received SYN-ACKs without sending a SYN, and
 // forgets it once its window is empty. At most max destinations are watched
-// (each costs up to slowBuckets source sketches, 16 KiB each at the default
-// stats.Config.DestPrecision); when full, one makes room in slowLess order
+// (each costs up to slowBuckets+1 source sketches, 16 KiB each at the
+// default stats.Config.DestPrecision: about 7 MiB for 64); when full, one makes room in slowLess order
 // (sent SYNs, fewest SYN-ACKs, most recently watched) unless it is itself a
 // candidate (no SYN sent, at least half SlowSYNACKs).
 type slowWatch struct {
@@ -88,16 +88,9 @@ type slowWatch struct {
 	spare   *slowDest
 }
 
-func newSlowWatch(t *PacketThresholds, max int) *slowWatch {
-	return &slowWatch{t: t, bucket: max64(int64(t.SlowWindow)/slowBuckets, 1), max: max,
+func newSlowWatch(t *PacketThresholds, limit int) *slowWatch {
+	return &slowWatch{t: t, bucket: max(int64(t.SlowWindow)/slowBuckets, 1), max: limit,
 		dests: map[netip.Addr]*slowDest{}}
-}
-
-func max64(a, b int64) int64 {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 // observe folds one tick in and refreshes every watched destination's view.
