@@ -12,8 +12,8 @@ const geoCacheSize = 1 << 14
 
 // geoCache is a direct-mapped cache in front of geo.DB.Lookup: access logs
 // repeat their clients, so most lookups become a hash and a compare. Not
-// safe for concurrent use (the replay loop and the engine it steps run on
-// one goroutine).
+// safe for concurrent use: the replay's reader stage and its engine (on the
+// feeding goroutine) each have their own.
 type geoCache struct {
 	db    *geo.DB
 	slots []geoSlot

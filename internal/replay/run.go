@@ -201,6 +201,8 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Summary, error) {
 		sink.store = incident.Sink{B: st}
 	}
 	gc := newGeoCache(opts.Geo)
+	readGeo := newGeoCache(opts.Geo) // the reader goroutine's own
+	free := newBatchPool()
 	var eventNow time.Time
 	dopts := detect.Options{Clock: func() time.Time { return eventNow }}
 	if gc != nil {
@@ -229,7 +231,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Summary, error) {
 			break
 		}
 		fs := FileSummary{Name: name}
-		feed := feeder{ctx: ctx, pipe: pipe, geo: gc, pace: &pace, bar: bar, eventNow: &eventNow,
+		feed := feeder{ctx: ctx, pipe: pipe, readGeo: readGeo, free: free, pace: &pace, bar: bar, eventNow: &eventNow,
 			file: i + 1, files: len(opts.Files), base: done, in: in, sink: sink}
 		err = feed.run(&fs)
 		done += in.size
@@ -262,97 +264,14 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Summary, error) {
 	return sum, errors.Join(runErr, sink.err(), werr)
 }
 
-// feeder replays one file.
-type feeder struct {
-	ctx         context.Context
-	pipe        *detect.Pipeline
-	geo         *geoCache
-	pace        *pacer
-	bar         *progress
-	eventNow    *time.Time
-	file, files int
-	base        int64
-	in          *input
-	sink        *fanout
-}
-
-func (f *feeder) run(fs *FileSummary) error {
-	var req stats.Request
-	var pkt stats.Packet
-	var first, last int64
-	see := func(t int64) {
-		if first == 0 || t < first {
-			first = t
-		}
-		last = max(last, t)
-		*f.eventNow = time.Unix(0, t)
-	}
-	defer func() {
-		if first != 0 {
-			fs.First, fs.Last = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
-		}
-	}()
-	attribute := func(r *stats.Request) {
-		if f.geo != nil {
-			info := f.geo.lookup(r.Addr)
-			r.Country, r.ASN = info.Country, info.ASN
-		}
-	}
-	for n := 0; ; n++ {
-		if n&4095 == 0 {
-			if err := f.ctx.Err(); err != nil {
-				return fmt.Errorf("replay: %s: %w", f.in.name, err)
-			}
-			f.bar.update(f.file, f.files, f.base+f.in.count.n, fs.Requests+fs.Packets, len(f.sink.mem.Incidents()))
-		}
-		if f.in.log != nil {
-			if !f.in.log.Next(&req) {
-				break
-			}
-			see(req.Time)
-			if err := f.pace.wait(f.ctx, req.Time); err != nil {
-				return fmt.Errorf("replay: %s: %w", f.in.name, err)
-			}
-			attribute(&req)
-			f.sink.keep(f.pipe.Request(f.ctx, &req))
-			fs.Requests++
-			continue
-		}
-		if !f.in.pcap.Next(&pkt, &req) {
-			break
-		}
-		see(pkt.Time)
-		if err := f.pace.wait(f.ctx, pkt.Time); err != nil {
-			return fmt.Errorf("replay: %s: %w", f.in.name, err)
-		}
-		f.sink.keep(f.pipe.Packet(f.ctx, &pkt))
-		if f.in.pcap.HTTP() {
-			attribute(&req)
-			f.sink.keep(f.pipe.Request(f.ctx, &req))
-			fs.Requests++
-		}
-	}
-	if lr := f.in.log; lr != nil {
-		fs.Format = lr.Format().String()
-		fs.Lines, fs.Skipped, fs.Malformed = lr.Lines(), lr.Skipped(), lr.Malformed()
-		if err := lr.Err(); err != nil {
-			return fmt.Errorf("replay: %s: %w", f.in.name, err)
-		}
-		return nil
-	}
-	pr := f.in.pcap
-	fs.Format = pr.Format()
-	fs.Packets, fs.NonIP, fs.Duplicates, fs.Malformed = pr.Packets(), pr.NonIP(), pr.Duplicates(), pr.Malformed()
-	return nil
-}
-
 // fanout is the engine's sink: every incident goes to memory (for the
 // output) and, with a data directory, to the store. The first store error is
 // kept and returned by Run.
 type fanout struct {
-	mem   *detect.MemorySink
-	store incident.Sink
-	first error
+	mem    *detect.MemorySink
+	store  incident.Sink
+	first  error
+	opened int // incidents opened so far (for the progress bar)
 }
 
 func (s *fanout) keep(err error) {
@@ -370,6 +289,7 @@ func (s *fanout) err() error {
 
 // Open implements detect.Sink.
 func (s *fanout) Open(ctx context.Context, in *incident.Incident) error {
+	s.opened++
 	s.mem.Open(ctx, in)
 	if s.store.B != nil {
 		return s.store.Open(ctx, in)
