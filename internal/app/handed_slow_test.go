@@ -506,13 +506,13 @@ func TestF16_HTTP2RapidReset(t *testing.T) {
 	lim := s.cfg.Limits
 
 	normal := h2cClientFrom(t, "127.0.0.30")
-	baseline := hProbe(normal, s.URL+"/normal", 40, 25*time.Millisecond)
+	baseline := hProbe(normal, s.URL+"/normal", 100, 10*time.Millisecond)
 
 	var during []hResult
 	probeDone := make(chan struct{})
 	go func() {
 		defer close(probeDone)
-		during = hProbe(normal, s.URL+"/normal", 40, 25*time.Millisecond)
+		during = hProbe(normal, s.URL+"/normal", 150, 10*time.Millisecond)
 	}()
 	goaway, pairs, ended := rapidReset(t, "127.0.0.2", s.Addr, "/slow", 100_000, 10*time.Second)
 	<-probeDone

@@ -19,8 +19,11 @@ const DefaultH2ResetPenalty = time.Minute
 // connection with GOAWAY(ENHANCE_YOUR_CALM) itself — there is no API to
 // send a GOAWAY from a handler. A client that stops is cut when the hold
 // ends. The hold costs at most MAX_CONCURRENT_STREAMS idle goroutines per
-// abusive connection.
-const h2ResetPark = 250 * time.Millisecond
+// abusive connection. It matches net/http's own close delay after a GOAWAY
+// (1 s); a shorter hold (250 ms was tried) closes a connection without
+// GOAWAY on a loaded machine, before net/http has read the 400 queued
+// streams that trigger it.
+const h2ResetPark = time.Second
 
 // maxPenalties bounds the penalty box; when it is full of live entries new
 // penalties are not recorded (the connections are still closed).
