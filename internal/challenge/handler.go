@@ -115,6 +115,9 @@ func (s *Service) verify(w http.ResponseWriter, r *http.Request, fr *filter.Requ
 	if nonce := r.Form.Get("n"); nonce != "" {
 		if !checkWork(&c.id, nonce, c.bits) {
 			s.metrics.redeemed(resultBadWork)
+			if s.opts.OnFailed != nil {
+				s.opts.OnFailed(fr.Addr)
+			}
 			d.Heading, d.Paragraphs, d.RetryURL = m.FailedHeading, []string{m.Failed}, target
 			s.render(w, http.StatusForbidden, d)
 			return

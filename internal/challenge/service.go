@@ -67,6 +67,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// OnFailed, when set, is called with the client address of every
+	// challenge answered with wrong work (the policy's auto-ban counts
+	// them per prefix, HANDED F06). It must not block.
+	OnFailed func(addr netip.Addr)
 	// Metrics, if non-nil, counts challenges and redemptions.
 	Metrics *Metrics
 	// Difficulty is the initial proof-of-work difficulty in leading zero
