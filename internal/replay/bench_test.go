@@ -9,10 +9,12 @@ import (
 	"os"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/portcullis/portcullis/internal/detect"
 	"github.com/portcullis/portcullis/internal/geo"
 	"github.com/portcullis/portcullis/internal/stats"
 )
@@ -123,14 +125,12 @@ func BenchmarkRunCombined(b *testing.B) {
 	b.ReportMetric(float64(lines)/b.Elapsed().Seconds(), "lines/s")
 }
 
-// BenchmarkRunDense measures the whole replay, end to end (open, parse,
-// accounting, detection, output), over a synthetic dense combined log
-// (200,000 lines at 2,000 requests/s from 5,000 addresses, no geo data); it
-// reports lines/s. One op is one replay of the file.
-func BenchmarkRunDense(b *testing.B) {
+// denseLog writes a combined log of n lines at 2,000 requests/s from
+// 5,000 addresses and returns its name.
+func denseLog(b testing.TB, n int) string {
 	var buf bytes.Buffer
 	t0 := time.Date(2026, 6, 17, 19, 0, 0, 0, time.UTC)
-	for i := range 200_000 {
+	for i := range n {
 		at := t0.Add(time.Duration(i) * time.Second / 2000)
 		fmt.Fprintf(&buf, "198.18.%d.%d - - [%s] \"GET /news/%d?page=%d HTTP/1.1\" 200 5120 \"https://example.org/\" \"Mozilla/5.0 (X11; Linux x86_64)\"\n",
 			i%5000/250, i%250+1, at.Format("02/Jan/2006:15:04:05 -0700"), i%300, i%7)
@@ -139,7 +139,18 @@ func BenchmarkRunDense(b *testing.B) {
 	if err := os.WriteFile(name, buf.Bytes(), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	b.SetBytes(int64(buf.Len()))
+	return name
+}
+
+// BenchmarkRunDense measures the whole replay, end to end (open, parse,
+// accounting, detection, output), over a synthetic dense combined log
+// (200,000 lines at 2,000 requests/s from 5,000 addresses, no geo data); it
+// reports lines/s. One op is one replay of the file.
+func BenchmarkRunDense(b *testing.B) {
+	name := denseLog(b, 200_000)
+	if st, err := os.Stat(name); err == nil {
+		b.SetBytes(st.Size())
+	}
 	lines := 0
 	for b.Loop() {
 		sum, err := Run(context.Background(), Options{Files: []string{name}}, io.Discard)
@@ -217,4 +228,88 @@ func BenchmarkRunPcapDense(b *testing.B) {
 		packets += int(sum.Files[0].Packets)
 	}
 	b.ReportMetric(float64(packets)/b.Elapsed().Seconds(), "packets/s")
+}
+
+// BenchmarkStages measures each stage of the two-stage replay alone over
+// the BenchmarkRunDense log and the BenchmarkRunPcapDense capture: "read"
+// is the reader goroutine (parse, copy into batches, hand over; the
+// consumer only recycles them), "feed" the consuming goroutine (pacing
+// off, pipeline, Finish) over batches parsed beforehand. End-to-end
+// throughput is bounded by the slower stage. One op is one file.
+func BenchmarkStages(b *testing.B) {
+	for _, file := range []struct{ name, path string }{
+		{name: "log", path: denseLog(b, 200_000)},
+		{name: "pcap", path: densePcap(b, 400_000)},
+	} {
+		b.Run(file.name+"/read", func(b *testing.B) {
+			records := 0
+			for b.Loop() {
+				records += readAllBatches(b, file.path, func(*batch) {})
+			}
+			b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+		})
+		b.Run(file.name+"/feed", func(b *testing.B) {
+			// All the file's batches, parsed once.
+			var batches []*batch
+			readAllBatches(b, file.path, func(bt *batch) {
+				c := &batch{reqs: append([]stats.Request(nil), bt.reqs...), pkts: append([]stats.Packet(nil), bt.pkts...),
+					http: append([]bool(nil), bt.http...), arena: append([]byte(nil), bt.arena...)}
+				for i := range c.reqs { // strings into the copy's arena
+					c.reqs[i].Path = rebase(c.reqs[i].Path, bt.arena, c.arena)
+					c.reqs[i].Query = rebase(c.reqs[i].Query, bt.arena, c.arena)
+					c.reqs[i].UserAgent = rebase(c.reqs[i].UserAgent, bt.arena, c.arena)
+				}
+				batches = append(batches, c)
+			})
+			records := 0
+			for b.Loop() {
+				var now time.Time
+				pipe, _ := newTestPipeline(b, nil, &now)
+				f := feeder{ctx: context.Background(), pipe: pipe, pace: &pacer{}, eventNow: &now, sink: &fanout{mem: &detect.MemorySink{}}}
+				var fs FileSummary
+				for _, bt := range batches {
+					if err := f.feed(bt, &fs); err != nil {
+						b.Fatal(err)
+					}
+					records += bt.records()
+				}
+				if err := pipe.Finish(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
+
+// readAllBatches runs the reader stage over the file and calls use with
+// every batch, on the calling goroutine; it returns the records read.
+func readAllBatches(b testing.TB, path string, use func(*batch)) int {
+	in, err := openInput(path, &Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	free, full, stop := newBatchPool(), make(chan *batch, batchesInFlight), make(chan struct{})
+	defer close(stop)
+	go (&readStage{in: in, free: free, full: full, stop: stop}).run()
+	n := 0
+	for bt := range full {
+		use(bt)
+		n += bt.records()
+		free <- bt
+	}
+	return n
+}
+
+// rebase returns the string at s's offset in from, taken in to.
+func rebase(s string, from, to []byte) string {
+	if s == "" {
+		return s
+	}
+	off := uintptr(unsafe.Pointer(unsafe.StringData(s))) - uintptr(unsafe.Pointer(unsafe.SliceData(from)))
+	if off >= uintptr(len(from)) {
+		return s // a constant or a string outside the arena
+	}
+	return unsafe.String(&to[off], len(s))
 }

@@ -19,4 +19,11 @@
 // next call to Next. Malformed lines and packets are counted and the first
 // ones kept with their line or packet number (see Malformed); they never stop
 // a read.
+//
+// Run replays files as a two-stage pipeline (stage.go): a reader goroutine
+// parses each file into batches of records, copying their strings into a
+// per-batch arena, and the calling goroutine feeds the batches in order to
+// a detect.Pipeline. The batches are recycled through a free list of four,
+// so memory stays bounded and reading runs at most a few thousand records
+// ahead of detection.
 package replay

@@ -160,6 +160,10 @@ func openInput(name string, opts *Options) (*input, error) {
 // that cannot be opened or written (the replay still completes and the
 // Summary is returned with the error), a read error, and ctx's error if it
 // ends first. Errors are prefixed "replay:".
+//
+// Files are parsed on a goroutine of Run's own while the calling goroutine
+// runs detection (see package doc); detection sees the records in file
+// order, exactly as a single-goroutine loop would feed them.
 func Run(ctx context.Context, opts Options, out io.Writer) (Summary, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -19,7 +19,7 @@ import (
 
 // newTestPipeline wires a pipeline the way Run does (default config, one
 // site, engine clock on event time, geo through a cache).
-func newTestPipeline(t *testing.T, g *geo.DB, now *time.Time) (*detect.Pipeline, *detect.MemorySink) {
+func newTestPipeline(t testing.TB, g *geo.DB, now *time.Time) (*detect.Pipeline, *detect.MemorySink) {
 	t.Helper()
 	cfg := detect.Config{Sites: []detect.SiteConfig{{Name: "default"}}}
 	acc, err := stats.New(stats.Config{Sites: cfg.StatsSites()})
