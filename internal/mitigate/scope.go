@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/portcullis/portcullis/internal/netset"
+	"github.com/portcullis/portcullis/internal/stats"
 )
 
 // unit is a source scope the policy acts on: an address or a prefix, the
@@ -27,7 +28,8 @@ func heavy(in *SiteInput, cfg *SiteConfig, count uint64, absRPS float64) bool {
 // heavyScopes returns the site's heavy sources as collateral-aware scopes,
 // heaviest first:
 //
-//  1. addresses from TopAddrs that are heavy (SourceRPS);
+//  1. addresses from TopAddrs that are heavy (SourceRPS), on their
+//     guaranteed counts (see guaranteed);
 //  2. prefixes from TopPrefixes heavy (PrefixRPS) on the requests the heavy
 //     addresses inside them do not explain — rotation inside a /64 shows
 //     here, each address light, the prefix heavy (HANDED F06);
@@ -41,8 +43,8 @@ func heavy(in *SiteInput, cfg *SiteConfig, count uint64, absRPS float64) bool {
 func heavyScopes(in *SiteInput, cfg *SiteConfig) []unit {
 	var units []unit
 	for _, a := range in.TopAddrs {
-		if p := AddressPrefix(a.Key); p.IsValid() && heavy(in, cfg, a.Count, cfg.SourceRPS) {
-			units = append(units, unit{p: p, requests: a.Count, members: 1})
+		if p, n := AddressPrefix(a.Key), guaranteed(a); p.IsValid() && heavy(in, cfg, n, cfg.SourceRPS) {
+			units = append(units, unit{p: p, requests: n, members: 1})
 		}
 	}
 	nAddr := len(units)
@@ -51,7 +53,7 @@ func heavyScopes(in *SiteInput, cfg *SiteConfig) []unit {
 		if !ok {
 			continue
 		}
-		residual := tp.Count
+		residual := guaranteed(tp)
 		for _, u := range units[:nAddr] {
 			if p.Contains(u.p.Addr()) {
 				residual -= min(residual, u.requests)
@@ -64,6 +66,20 @@ func heavyScopes(in *SiteInput, cfg *SiteConfig) []unit {
 	units = widen(units, cfg.WidenIPv4, true, cfg.RotationMin)
 	units = widen(units, cfg.WidenIPv6, false, cfg.RotationMin)
 	return fold(units)
+}
+
+// guaranteed returns the requests a heavy-hitter entry is sure of: its
+// count less its error. A space-saving summary (Metwally et al. 2005) that
+// admits a new key evicts the smallest counter and hands its count to the
+// newcomer as error, so in a flood from many sources an address that sent
+// two requests can be reported with the evicted counter's dozens; acting
+// on Count alone would block such bystanders. Count − Err is a lower bound
+// on the true count.
+func guaranteed[K comparable](c stats.Counted[K]) uint64 {
+	if c.Err >= c.Count {
+		return 0
+	}
+	return c.Count - c.Err
 }
 
 // widen replaces, for each prefix length in bits (longest first), every
