@@ -403,12 +403,10 @@ REPORT="$TMP/report.md"
 	echo "(each round runs every proxy once per path, proxy order rotated per round); medians over rounds."
 	echo "(b) adds \`-H 'X-Forwarded-For: $DENIED'\`. Origin: $ORIGIN_DESC"
 	echo
-	echo "| Path | Portcullis/nginx | Portcullis/HAProxy | target |"
-	echo "|---|---:|---:|---|"
-	echo "| ${PATHNAME[clean]} | **$(ratio "${RPS[clean.portcullis]}" "${RPS[clean.nginx]}")** | $(ratio "${RPS[clean.portcullis]}" "${RPS[clean.haproxy]}") | ≥1.0× nginx |"
-	echo "| ${PATHNAME[deny]} | $(ratio "${RPS[deny.portcullis]}" "${RPS[deny.nginx]}") | **$(ratio "${RPS[deny.portcullis]}" "${RPS[deny.haproxy]}")** | ≥1.0× HAProxy |"
-	echo
-	echo "(ratios of requests per second)"
+	echo "| Path | req/s Portcullis/nginx | req/s Portcullis/HAProxy | target | CPU per request Portcullis/nginx | CPU per request Portcullis/HAProxy |"
+	echo "|---|---:|---:|---|---:|---:|"
+	echo "| ${PATHNAME[clean]} | **$(ratio "${RPS[clean.portcullis]}" "${RPS[clean.nginx]}")** | $(ratio "${RPS[clean.portcullis]}" "${RPS[clean.haproxy]}") | ≥1.0× nginx | $(ratio "${CPU[clean.portcullis]}" "${CPU[clean.nginx]}") | $(ratio "${CPU[clean.portcullis]}" "${CPU[clean.haproxy]}") |"
+	echo "| ${PATHNAME[deny]} | $(ratio "${RPS[deny.portcullis]}" "${RPS[deny.nginx]}") | **$(ratio "${RPS[deny.portcullis]}" "${RPS[deny.haproxy]}")** | ≥1.0× HAProxy | $(ratio "${CPU[deny.portcullis]}" "${CPU[deny.nginx]}") | $(ratio "${CPU[deny.portcullis]}" "${CPU[deny.haproxy]}") |"
 	echo
 	echo "| Path | Proxy | req/s (median) | req/s min–max | p99 latency | proxy CPU per request |"
 	echo "|---|---|---:|---:|---:|---:|"
