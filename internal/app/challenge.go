@@ -54,9 +54,13 @@ func (a *App) siteChallenge(sc config.Site, index int, stages map[filter.Stage][
 	}
 	m := a.mitigation
 	f := challenge.NewFilter(svc, challenge.FilterOptions{
-		ShouldChallenge: func(r *filter.Request) bool { return r.Challenge || m.underAttack(r.Site) },
-		APIPaths:        []string{"/api/"},
-		HealthPaths:     []string{"/healthz", "/health", "/.well-known/"},
+		// The policy's under-attack mode spares peace-time visitors (see
+		// decisionFilter); r.Challenge carries every other challenge.
+		ShouldChallenge: func(r *filter.Request) bool {
+			return r.Challenge || (m.underAttack(r.Site) && !m.good.peaceTime(r.Site, r.Addr, r.Prefix))
+		},
+		APIPaths:    []string{"/api/"},
+		HealthPaths: []string{"/healthz", "/health", "/.well-known/"},
 	})
 	stages[filter.StageAllow] = append([]filter.Filter{&standingFilter{svc: svc, good: m.good}}, stages[filter.StageAllow]...)
 	stages[filter.StageChallenge] = append(stages[filter.StageChallenge], f)

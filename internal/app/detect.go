@@ -82,7 +82,10 @@ func (d *detection) run(ctx context.Context) {
 			targets := d.eng.Status()
 			for _, t := range targets {
 				if t.Site >= 0 && t.Site < len(d.attack) {
-					d.attack[t.Site].Store(t.State != incident.StateNormal)
+					alert := t.State != incident.StateNormal
+					if !d.attack[t.Site].Swap(alert) && alert && d.mit != nil {
+						d.mit.good.alert(t.Site, now)
+					}
 				}
 			}
 			if d.mit != nil {

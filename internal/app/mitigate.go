@@ -120,6 +120,15 @@ func (f *decisionFilter) Check(r *filter.Request) filter.Verdict {
 	case mitigate.Drop:
 		return filter.Verdict{Action: filter.Drop, Rule: d.ID, Cause: d.Reason}
 	case mitigate.Challenge:
+		// The policy's own under-attack mode lets peace-time visitors
+		// through (issue 4 item 4: they get weight too): a site-wide
+		// challenge is for the flood's new sources, while per-source
+		// decisions, which Lookup prefers as more specific or more severe,
+		// still apply to them. An operator's under-attack mode challenges
+		// everyone without clearance or standing (item 6).
+		if d.Rule == mitigate.RuleUnderAttack && f.m.good.peaceTime(r.Site, r.Addr, r.Prefix) {
+			break
+		}
 		// The challenge stage decides (clearance and standing pass it).
 		r.Challenge = true
 	case mitigate.RateLimit:
@@ -156,24 +165,33 @@ func (m *mitigation) limiter(d mitigate.Decision) *ratelimit.Limiter {
 // in memory. It is the policy's collateral oracle: a scope with many
 // known-good users behind it is challenged, never blocked.
 type goodness struct {
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	prefixes map[netip.Prefix]*goodEntry
 	asns     map[uint32]int
 	last     time.Time
+	// alerted is, per site index, when detection last left the normal
+	// state (see peaceTime).
+	alerted map[int]time.Time
 }
 
 type goodEntry struct {
-	addrs map[netip.Addr]struct{}
+	addrs map[netip.Addr]time.Time // when first seen
 }
 
 const (
 	maxGoodPrefixes   = 1 << 16
 	maxGoodPerPrefix  = 256
 	goodDecayInterval = 30 * time.Minute
+	// peaceMargin is how long before an attack was detected a client must
+	// have been first seen to count as a peace-time visitor during it:
+	// more than detection takes (two 250 ms ticks and a partial one), so
+	// the flood's own first requests, served before detection, never make
+	// its sources "peace-time visitors".
+	peaceMargin = 2 * time.Second
 )
 
 func newGoodness() *goodness {
-	return &goodness{prefixes: map[netip.Prefix]*goodEntry{}, asns: map[uint32]int{}}
+	return &goodness{prefixes: map[netip.Prefix]*goodEntry{}, asns: map[uint32]int{}, alerted: map[int]time.Time{}}
 }
 
 // note records a known-good client.
@@ -185,15 +203,42 @@ func (g *goodness) note(addr netip.Addr, prefix netip.Prefix, asn uint32) {
 		if len(g.prefixes) >= maxGoodPrefixes {
 			return
 		}
-		e = &goodEntry{addrs: map[netip.Addr]struct{}{}}
+		e = &goodEntry{addrs: map[netip.Addr]time.Time{}}
 		g.prefixes[prefix] = e
 	}
 	if _, ok := e.addrs[addr]; !ok && len(e.addrs) < maxGoodPerPrefix {
-		e.addrs[addr] = struct{}{}
+		e.addrs[addr] = time.Now()
 		if asn != 0 {
 			g.asns[asn]++
 		}
 	}
+}
+
+// alert records that detection left the normal state for site at now.
+func (g *goodness) alert(site int, now time.Time) {
+	g.mu.Lock()
+	g.alerted[site] = now
+	g.mu.Unlock()
+}
+
+// peaceTime reports whether addr (in its aggregate prefix) is a peace-time
+// visitor of site: a known-good user (a member, or a client served
+// normally while no attack was detected, within the last one or two decay
+// intervals) first seen at least peaceMargin before detection last raised
+// an alert for the site.
+func (g *goodness) peaceTime(site int, addr netip.Addr, prefix netip.Prefix) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	e := g.prefixes[prefix]
+	if e == nil {
+		return false
+	}
+	first, ok := e.addrs[addr]
+	if !ok {
+		return false
+	}
+	alerted, ok := g.alerted[site]
+	return !ok || !first.After(alerted.Add(-peaceMargin))
 }
 
 // KnownGood implements mitigate.Goodness: known-good users inside p.
