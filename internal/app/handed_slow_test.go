@@ -232,6 +232,7 @@ func TestF15_SlowlorisAndSlowBodies(t *testing.T) {
 	tk.Stop()
 	during := hProbe(normal, s.URL+"/normal", 60, 25*time.Millisecond)
 	wg.Wait()
+	after := hProbe(normal, s.URL+"/normal", 40, 25*time.Millisecond)
 	close(stopSSE)
 
 	t.Run("h1 slowloris closed at the header timeout", func(t *testing.T) {
@@ -264,20 +265,7 @@ func TestF15_SlowlorisAndSlowBodies(t *testing.T) {
 		})
 	}
 	t.Run("normal client unaffected", func(t *testing.T) {
-		if tl := hTally(during); tl[http.StatusOK] != len(during) {
-			t.Fatalf("normal client during the attack: %v", tl)
-		}
-		base := max(hPercentile(hLatencies(baseline), 99), latencyFloor)
-		p99 := hPercentile(hLatencies(during), 99)
-		t.Logf("normal p99 %s before, %s during", hPercentile(hLatencies(baseline), 99), p99)
-		if p99 > 2*base {
-			t.Errorf("normal client p99 %s during the attack, want < 2 × %s", p99, base)
-			for i, r := range during {
-				if r.Latency > 2*base {
-					t.Logf("slow probe %d: %s", i, r.Latency)
-				}
-			}
-		}
+		checkLatency(t, "normal client", baseline, during, after)
 	})
 	t.Run("SSE stream not cut", func(t *testing.T) {
 		gap, events, err := sse()
@@ -516,8 +504,9 @@ func TestF16_HTTP2RapidReset(t *testing.T) {
 	}()
 	goaway, pairs, ended := rapidReset(t, "127.0.0.2", s.Addr, "/slow", 100_000, 10*time.Second)
 	<-probeDone
+	after := hProbe(normal, s.URL+"/normal", 100, 10*time.Millisecond)
 	slowSeen := o.count(func(r recordedRequest) bool { return r.RequestURI == "/slow" })
-	handled := s.counter(t, "portcullis_http_requests_total", map[string]string{"site": "test"}) - float64(len(baseline)+len(during))
+	handled := s.counter(t, "portcullis_http_requests_total", map[string]string{"site": "test"}) - float64(len(baseline)+len(during)+len(after))
 	var code http2.ErrCode
 	if goaway != nil {
 		code = goaway.ErrCode
@@ -560,14 +549,29 @@ func TestF16_HTTP2RapidReset(t *testing.T) {
 		}
 	})
 	t.Run("other client unaffected", func(t *testing.T) {
-		if tl := hTally(during); tl[http.StatusOK] != len(during) {
-			t.Fatalf("second client during the attack: %v", tl)
-		}
-		base := max(hPercentile(hLatencies(baseline), 99), latencyFloor)
-		p99 := hPercentile(hLatencies(during), 99)
-		t.Logf("second client p99 %s before, %s during", hPercentile(hLatencies(baseline), 99), p99)
-		if p99 > 2*base {
-			t.Errorf("second client p99 %s during the attack, want < 2 × %s", p99, base)
-		}
+		checkLatency(t, "second client", baseline, during, after)
 	})
+}
+
+// checkLatency asserts that every request in during succeeded and that
+// their p99 stays below 2× the baseline: the larger p99 of the probes just
+// before and just after the attack (so that a change in the shared
+// machine's load while the test runs is not blamed on the shield), and at
+// least latencyFloor.
+func checkLatency(t *testing.T, who string, before, during, after []hResult) {
+	t.Helper()
+	if tl := hTally(during); tl[http.StatusOK] != len(during) {
+		t.Fatalf("%s during the attack: %v", who, tl)
+	}
+	pb, pd, pa := hPercentile(hLatencies(before), 99), hPercentile(hLatencies(during), 99), hPercentile(hLatencies(after), 99)
+	base := max(pb, pa, latencyFloor)
+	t.Logf("%s p99: %s before, %s during, %s after the attack", who, pb, pd, pa)
+	if pd > 2*base {
+		t.Errorf("%s p99 %s during the attack, want < 2 × %s", who, pd, base)
+		for i, r := range during {
+			if r.Latency > 2*base {
+				t.Logf("slow request %d: %s", i, r.Latency)
+			}
+		}
+	}
 }

@@ -201,6 +201,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.logMalformed(mono, peer, res)
 	}
 	site := rt.site(r.Host)
+	if r.ProtoMajor == 2 && ci != nil && r.Context().Err() != nil {
+		// Reset before its handler started (rapid reset): there is nobody
+		// to answer and nothing to decide. It counts against the reset
+		// budget whatever its verdict would have been, so a penalised
+		// client cannot reset streams for free.
+		h.noteReset(ci, rt, site, res, now, mono)
+		return
+	}
 	id := h.newID()
 
 	// Headers the origin relies on are set by us only (F03, F04).
@@ -305,25 +313,31 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	if r.ProtoMajor == 2 && ci != nil && rt.Limits.H2ResetBudget > 0 && errors.Is(r.Context().Err(), context.Canceled) && !rw.wroteHeader {
-		// The client cancelled the stream before we answered: count it
-		// against the connection's reset budget (rapid reset).
-		if ci.noteReset(now, rt.Limits.H2ResetBudget) {
-			h.log.Warn("closing HTTP/2 connection: reset budget exceeded", "client", res.Addr.String(),
-				"budget_per_10s", rt.Limits.H2ResetBudget, "penalty", rt.Limits.H2ResetPenalty)
-			if h.onReset != nil {
-				h.onReset(site.Index, res.Addr)
-			}
-			if p := rt.Limits.H2ResetPenalty; p > 0 {
-				h.penalties.add(res.Addr, mono, mono+int64(p))
-			}
-			// Hold this handler and every later one on the connection, so
-			// that net/http's own early-reset guard sends GOAWAY
-			// (ENHANCE_YOUR_CALM) while the client keeps going; the
-			// connection is closed when the hold ends (case F16).
-			ci.park(h2ResetPark)
-		}
+	if r.ProtoMajor == 2 && ci != nil && errors.Is(r.Context().Err(), context.Canceled) && !rw.wroteHeader {
+		// The client cancelled the stream before we answered.
+		h.noteReset(ci, rt, site, res, now, mono)
 	}
+}
+
+// noteReset counts a client-cancelled HTTP/2 stream against its
+// connection's reset budget (rapid reset, CVE-2023-44487). Over budget the
+// client is penalised and this handler and every later one on the
+// connection are held, so that net/http's own early-reset guard sends
+// GOAWAY(ENHANCE_YOUR_CALM) while the client keeps going; the connection is
+// closed soon after (case F16).
+func (h *Handler) noteReset(ci *connInfo, rt *Runtime, site *Site, res clientip.Result, now time.Time, mono int64) {
+	if rt.Limits.H2ResetBudget <= 0 || !ci.noteReset(now, rt.Limits.H2ResetBudget) {
+		return
+	}
+	h.log.Warn("closing HTTP/2 connection: reset budget exceeded", "client", res.Addr.String(),
+		"budget_per_10s", rt.Limits.H2ResetBudget, "penalty", rt.Limits.H2ResetPenalty)
+	if h.onReset != nil {
+		h.onReset(site.Index, res.Addr)
+	}
+	if p := rt.Limits.H2ResetPenalty; p > 0 {
+		h.penalties.add(res.Addr, mono, mono+int64(p))
+	}
+	ci.park(h2ResetPark)
 }
 
 // malformedLogPerSecond bounds the log lines about unparseable forwarding

@@ -93,6 +93,32 @@ type limitConn struct {
 	l    *limitListener
 	peer netip.Addr
 	once sync.Once
+	// afterWrite, when set, runs after every Write (connInfo.park uses it
+	// to notice net/http's GOAWAY on an abusive connection).
+	afterWrite atomic.Pointer[func()]
+}
+
+func (c *limitConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if f := c.afterWrite.Load(); f != nil {
+		(*f)()
+	}
+	return n, err
+}
+
+// findLimitConn returns the *limitConn under c (through TLS), or nil.
+func findLimitConn(c net.Conn) *limitConn {
+	for range 4 {
+		if lc, ok := c.(*limitConn); ok {
+			return lc
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = u.NetConn()
+	}
+	return nil
 }
 
 func (c *limitConn) Close() error {

@@ -20,9 +20,10 @@ const DefaultH2ResetPenalty = time.Minute
 // send a GOAWAY from a handler. A client that stops is cut when the hold
 // ends. The hold costs at most MAX_CONCURRENT_STREAMS idle goroutines per
 // abusive connection. It matches net/http's own close delay after a GOAWAY
-// (1 s); a shorter hold (250 ms was tried) closes a connection without
-// GOAWAY on a loaded machine, before net/http has read the 400 queued
-// streams that trigger it.
+// (1 s) and is the fallback: the connection is closed goAwayLinger after
+// the GOAWAY goes out (see park). A fixed short hold (250 ms was tried)
+// closes a connection without GOAWAY on a loaded machine, before net/http
+// has read the 400 queued streams that trigger it.
 const h2ResetPark = time.Second
 
 // maxPenalties bounds the penalty box; when it is full of live entries new
@@ -83,9 +84,16 @@ func (p *penaltyBox) remaining(a netip.Addr, now int64) time.Duration {
 	return 0
 }
 
+// goAwayLinger is how long an over-budget connection stays open after the
+// shield first writes to it (in practice net/http's GOAWAY): long enough
+// for the frame to reach the client, short enough that the attacker's
+// queued frames are not parsed for net/http's whole 1 s GOAWAY timeout.
+const goAwayLinger = 50 * time.Millisecond
+
 // park holds the calling handler of a connection over its reset budget
-// until the connection is released; the first call starts the hold of d,
-// after which the connection is closed.
+// until the connection is released. The first call starts the hold: the
+// connection is closed goAwayLinger after the next write to it (the
+// GOAWAY), or after d at the latest.
 func (ci *connInfo) park(d time.Duration) {
 	ci.mu.Lock()
 	if ci.release == nil {
@@ -93,10 +101,23 @@ func (ci *connInfo) park(d time.Duration) {
 		ci.release = rel
 		ci.parked.Store(true)
 		conn := ci.conn
-		time.AfterFunc(d, func() {
-			close(rel)
-			conn.Close()
-		})
+		var once sync.Once
+		end := func() {
+			once.Do(func() {
+				close(rel)
+				conn.Close()
+			})
+		}
+		time.AfterFunc(d, end)
+		if lc := findLimitConn(conn); lc != nil {
+			var wrote atomic.Bool
+			f := func() {
+				if wrote.CompareAndSwap(false, true) {
+					time.AfterFunc(goAwayLinger, end)
+				}
+			}
+			lc.afterWrite.Store(&f)
+		}
 	}
 	rel := ci.release
 	ci.mu.Unlock()
