@@ -36,6 +36,11 @@ type responseWriter struct {
 	headerAt      time.Time
 	verdict       filter.Action
 	hijacked      bool
+	// armedUntil is the HTTP/1 socket deadline last set: it is renewed
+	// only once less than half of writeIdle is left, not before every
+	// write (SetWriteDeadline costs a runtime timer update; a profile of
+	// the reject path showed ~4% of CPU in it).
+	armedUntil time.Time
 }
 
 func (rw *responseWriter) reset(w http.ResponseWriter, writeIdle time.Duration) {
@@ -80,9 +85,15 @@ func (rw *responseWriter) Write(p []byte) (int, error) {
 }
 
 func (rw *responseWriter) deadline() {
-	if rw.ctl != nil {
-		_ = rw.ctl.SetWriteDeadline(time.Now().Add(rw.writeIdle))
+	if rw.ctl == nil {
+		return
 	}
+	now := time.Now()
+	if !rw.timerDeadline && rw.armedUntil.Sub(now) > rw.writeIdle/2 {
+		return
+	}
+	rw.armedUntil = now.Add(rw.writeIdle)
+	_ = rw.ctl.SetWriteDeadline(rw.armedUntil)
 }
 
 // disarm clears an HTTP/2 stream's write deadline after a write returned.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Stage names a slot in the fixed filter order.
@@ -117,40 +118,64 @@ func (c *Chain) Write(w http.ResponseWriter, req *http.Request, r *Request, v Ve
 }
 
 // WriteVerdict writes v's response without logging (for callers outside a
-// chain, such as the proxy's load shedding, that log themselves).
+// chain, such as the proxy's load shedding, that log themselves). The
+// body is assembled without fmt and carries an explicit Content-Length.
 func WriteVerdict(w http.ResponseWriter, req *http.Request, id string, v Verdict) {
 	if v.Action == Drop {
 		drop(w)
 		return
 	}
 	h := w.Header()
-	h.Set("X-Request-Id", id)
-	h.Set("Cache-Control", "no-store")
+	h["X-Request-Id"] = []string{id}
+	h["Cache-Control"] = noStore
 	if v.RetryAfter > 0 {
 		secs := int64((v.RetryAfter + 999_999_999) / 1_000_000_000)
-		h.Set("Retry-After", strconv.FormatInt(secs, 10))
+		h["Retry-After"] = []string{strconv.FormatInt(secs, 10)}
 	}
 	reason := v.Reason
-	if reason == "" {
-		reason = http.StatusText(v.StatusCode())
-	}
 	status := v.StatusCode()
+	if reason == "" {
+		reason = http.StatusText(status)
+	}
+	bp := bodyPool.Get().(*[]byte)
+	b := (*bp)[:0]
 	accept := req.Header.Get("Accept")
 	switch {
 	case strings.Contains(accept, "text/html"):
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		w.WriteHeader(status)
-		fmt.Fprintf(w, htmlPage, status, htmlEscape(reason), status, htmlEscape(reason), htmlEscape(id))
+		h["Content-Type"] = ctHTML
+		b = fmt.Appendf(b, htmlPage, status, htmlEscape(reason), status, htmlEscape(reason), htmlEscape(id))
 	case strings.Contains(accept, "json"):
-		h.Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		fmt.Fprintf(w, `{"status":%d,"reason":%q,"request_id":%q}`+"\n", status, reason, id)
+		h["Content-Type"] = ctJSON
+		b = append(b, `{"status":`...)
+		b = strconv.AppendInt(b, int64(status), 10)
+		b = append(b, `,"reason":`...)
+		b = strconv.AppendQuote(b, reason)
+		b = append(b, `,"request_id":`...)
+		b = strconv.AppendQuote(b, id)
+		b = append(b, "}\n"...)
 	default:
-		h.Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(status)
-		fmt.Fprintf(w, "%d %s\nrequest id: %s\n", status, reason, id)
+		h["Content-Type"] = ctText
+		b = strconv.AppendInt(b, int64(status), 10)
+		b = append(b, ' ')
+		b = append(b, reason...)
+		b = append(b, "\nrequest id: "...)
+		b = append(b, id...)
+		b = append(b, '\n')
 	}
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	w.WriteHeader(status)
+	w.Write(b)
+	*bp = b
+	bodyPool.Put(bp)
 }
+
+var (
+	noStore  = []string{"no-store"}
+	ctHTML   = []string{"text/html; charset=utf-8"}
+	ctJSON   = []string{"application/json"}
+	ctText   = []string{"text/plain; charset=utf-8"}
+	bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+)
 
 const htmlPage = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>%d %s</title>
