@@ -7,15 +7,20 @@ package app
 import (
 	"bufio"
 	"fmt"
+	"html"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/mitigate"
 	"github.com/portcullis/portcullis/internal/ratelimit"
 )
 
@@ -443,8 +448,73 @@ func TestF06_IPv6RotationInsideOnePrefix(t *testing.T) {
 		}
 	})
 	t.Run("ban after failed challenges covers the /64", func(t *testing.T) {
-		t.Skip("GAP: the /64 auto-ban exists in internal/mitigate (autoban.go), but the app does not yet feed failed " +
-			"challenges into mitigate.SiteInput.FailedChallenges, so it cannot be driven through the shield (mitigation issue #4)")
+		o := newOrigin(t)
+		s := startShield(t, o, func(c *config.Config) { c.Mitigation.Mode = "enforce" })
+		if err := s.app.mitigation.ctl.UnderAttack(time.Now(), "test", 0, true, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		s.app.mitigation.refresh()
+		c := clientFrom(t, trustedPeer)
+		tokenRE := regexp.MustCompile(`name="t" value="([^"]+)"`)
+		rng := rand.New(rand.NewPCG(20, 64))
+		attack := netip.MustParsePrefix("fd00:64::/64")
+		// 20 failed challenges from 20 addresses of one /64.
+		for i := 0; i < 20; i++ {
+			addr := randomIn(rng, attack).String()
+			req, _ := http.NewRequest("GET", s.URL+"/", nil)
+			req.Header.Set("Accept", "text/html")
+			req.Header.Set("X-Forwarded-For", addr)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			m := tokenRE.FindSubmatch(body)
+			if resp.StatusCode != http.StatusServiceUnavailable || m == nil {
+				t.Fatalf("challenge %d: status %d, no token", i, resp.StatusCode)
+			}
+			form := url.Values{"t": {html.UnescapeString(string(m[1]))}, "r": {"/"}, "n": {"0"}}
+			vreq, _ := http.NewRequest("POST", s.URL+"/.portcullis/verify", strings.NewReader(form.Encode()))
+			vreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			vreq.Header.Set("X-Forwarded-For", addr)
+			vreq.Header.Set("Cookie", "portcullis_test=1")
+			vresp, err := c.Do(vreq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, vresp.Body)
+			vresp.Body.Close()
+			if vresp.StatusCode != http.StatusForbidden {
+				t.Fatalf("wrong answer %d: status %d, want 403", i, vresp.StatusCode)
+			}
+		}
+		// Within a few ticks the policy bans the whole /64.
+		probe := randomIn(rng, attack).String()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			r := hGet(c, s.URL+"/", "X-Forwarded-For", probe, "Accept", "text/html")
+			if r.Status == http.StatusForbidden {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("fresh address %s in the /64: status %d after 5s, want 403 (ban of the /64)", probe, r.Status)
+			}
+			time.Sleep(50 * time.Millisecond) // polling the control loop's tick
+		}
+		var banned *mitigate.Decision
+		for _, d := range s.app.mitigation.set.List() {
+			if d.Action == mitigate.Block && d.Prefix == attack {
+				banned = &d
+			}
+		}
+		if banned == nil {
+			t.Fatalf("no block decision for %s: %+v", attack, s.app.mitigation.set.List())
+		}
+		// An unrelated prefix is challenged as before, not blocked.
+		if r := hGet(c, s.URL+"/", "X-Forwarded-For", "fd00:65::1", "Accept", "text/html"); r.Status != http.StatusServiceUnavailable {
+			t.Errorf("fd00:65::1: status %d, want the 503 challenge", r.Status)
+		}
 	})
 }
 
