@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
 	"math/bits"
@@ -87,34 +88,45 @@ func startDemoShield(t *testing.T, originURL string, mutate func(*config.Config)
 }
 
 // adminJSON sends method path (body as JSON when non-nil) to the admin API,
-// decodes the answer into out (when non-nil) and returns the status.
+// decodes the answer into out (when non-nil) and returns the status; any
+// error fails the test (call it from the test's goroutine only).
 func (s *demoShield) adminJSON(t *testing.T, method, path string, body, out any) int {
 	t.Helper()
+	code, err := s.adminTry(method, path, body, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+// adminTry is adminJSON for any goroutine: errors are returned.
+func (s *demoShield) adminTry(method, path string, body, out any) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			t.Fatal(err)
+			return 0, err
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequest(method, "http://"+s.Admin+path, rd)
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Do(req)
 	if err != nil {
-		t.Fatalf("admin %s %s: %v", method, path, err)
+		return 0, fmt.Errorf("admin %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if out != nil {
+	if out != nil && resp.StatusCode < 300 {
 		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("admin %s %s: %d %s: %v", method, path, resp.StatusCode, b, err)
+			return resp.StatusCode, fmt.Errorf("admin %s %s: %d %s: %w", method, path, resp.StatusCode, b, err)
 		}
 	}
-	return resp.StatusCode
+	return resp.StatusCode, nil
 }
 
 // underAttack switches under-attack mode for the site named "test" through
@@ -291,12 +303,10 @@ func (s *demoShield) decisions(t *testing.T) []decisionView {
 	return ds
 }
 
-// explain returns what the shield recorded for request id, if anything.
-func (s *demoShield) explain(t *testing.T, id string) (Explanation, bool) {
-	t.Helper()
+// explain returns what the shield recorded for request id, if anything
+// (safe from any goroutine).
+func (s *demoShield) explain(id string) (Explanation, bool) {
 	var e Explanation
-	if code := s.adminJSON(t, http.MethodGet, "/api/v1/explain/"+url.PathEscape(id), nil, &e); code != http.StatusOK {
-		return e, false
-	}
-	return e, true
+	code, err := s.adminTry(http.MethodGet, "/api/v1/explain/"+url.PathEscape(id), nil, &e)
+	return e, err == nil && code == http.StatusOK
 }
