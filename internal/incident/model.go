@@ -22,6 +22,9 @@ const (
 type Count struct {
 	Key   string `json:"key"`
 	Count uint64 `json:"count"`
+	// Name is a human-readable name for the key where one exists: for an
+	// ASN the network's registered name ("CLOUDFLARENET"); empty otherwise.
+	Name string `json:"name,omitempty"`
 }
 
 // Event is one timeline entry of an incident.
@@ -76,6 +79,115 @@ type Incident struct {
 	TopUserAgents []Count `json:"top_user_agents"`
 	// Timeline lists the incident's events in time order.
 	Timeline []Event `json:"timeline"`
+	// Series is the incident's traffic second by second, oldest first;
+	// nil when it was not recorded.
+	Series []SeriesPoint `json:"series,omitempty"`
+	// Impact is what the attack and the mitigations cost real people;
+	// nil when not recorded (e.g. packet-level incidents).
+	Impact *Impact `json:"impact,omitempty"`
+	// Integrity is the evidence on whether data was accessed during the
+	// incident; nil when not recorded.
+	Integrity *Integrity `json:"integrity,omitempty"`
+	// Related lists earlier incidents that share attackers with this one
+	// (repeat offenders, repeat attacks).
+	Related []Related `json:"related,omitempty"`
+}
+
+// SeriesPoint is one second of an incident's traffic: counts over
+// [Time, Time+1s). Request counts split by verdict (Passed + Challenged +
+// Throttled + Blocked + Shed ≤ Requests; the rest were still in flight or
+// refused by the listener).
+type SeriesPoint struct {
+	// Time is the start of the second (UTC).
+	Time time.Time `json:"t"`
+	// Requests is every HTTP request received for the site.
+	Requests uint64 `json:"requests,omitempty"`
+	// Passed were forwarded to the origin; Challenged answered with a
+	// challenge; Throttled refused by a rate limit (429); Blocked refused
+	// by a block or drop decision; Shed refused by load shedding.
+	Passed     uint64 `json:"passed,omitempty"`
+	Challenged uint64 `json:"challenged,omitempty"`
+	Throttled  uint64 `json:"throttled,omitempty"`
+	Blocked    uint64 `json:"blocked,omitempty"`
+	Shed       uint64 `json:"shed,omitempty"`
+	// Packets and Bits are the packet-level totals (sampling applied).
+	Packets uint64 `json:"packets,omitempty"`
+	Bits    uint64 `json:"bits,omitempty"`
+	// OriginErrors counts forwarded requests the origin failed (5xx,
+	// timeouts, refused connections).
+	OriginErrors uint64 `json:"origin_errors,omitempty"`
+	// OriginLatencyP95 is the 95th percentile of the origin's response
+	// time over the second (JSON: nanoseconds).
+	OriginLatencyP95 time.Duration `json:"origin_latency_p95_ns,omitempty"`
+}
+
+// Impact is what an incident cost real people: the people the shield knows
+// to be legitimate (signed-in members, visitors holding a clearance), the
+// requests it refused to protect the origin, and the challenges it showed.
+type Impact struct {
+	// Members are visitors with member standing (signed in).
+	Members CohortImpact `json:"members"`
+	// Cleared are visitors holding a clearance (a solved challenge).
+	Cleared CohortImpact `json:"cleared"`
+	// Shed is the number of requests refused by load shedding.
+	Shed uint64 `json:"shed,omitempty"`
+	// ChallengesShown and ChallengesSolved count challenge pages served
+	// and challenges solved.
+	ChallengesShown  uint64 `json:"challenges_shown,omitempty"`
+	ChallengesSolved uint64 `json:"challenges_solved,omitempty"`
+	// Collateral is the estimated number of known-good users a decision
+	// hit (the largest EstimatedCollateral of the incident's decisions).
+	Collateral uint64 `json:"collateral,omitempty"`
+}
+
+// CohortImpact is one group of legitimate visitors during an incident.
+type CohortImpact struct {
+	// Requests they made and how many were Served (answered by the origin
+	// without a shield refusal or an origin error).
+	Requests uint64 `json:"requests"`
+	Served   uint64 `json:"served"`
+	// LatencyP95 is their 95th-percentile response time during the
+	// incident; BaselineLatencyP95 the same before it (JSON: nanoseconds).
+	LatencyP95         time.Duration `json:"latency_p95_ns,omitempty"`
+	BaselineLatencyP95 time.Duration `json:"baseline_latency_p95_ns,omitempty"`
+}
+
+// Integrity is the evidence behind "no data was accessed": the origin's
+// error rate and the responses of the routes configured as sensitive (a
+// members' export, a donor list), each compared with its baseline.
+type Integrity struct {
+	// OriginRequests were forwarded to the origin during the incident, of
+	// which OriginErrors failed (5xx, timeouts).
+	OriginRequests uint64 `json:"origin_requests"`
+	OriginErrors   uint64 `json:"origin_errors"`
+	// BaselineErrorRate is the share (0..1) of origin requests that failed
+	// before the incident.
+	BaselineErrorRate float64 `json:"baseline_error_rate"`
+	// Routes are the sensitive routes, in configuration order.
+	Routes []RouteVolume `json:"routes,omitempty"`
+}
+
+// RouteVolume is one sensitive route's traffic during an incident and its
+// baseline for a period of the same length.
+type RouteVolume struct {
+	// Route is the configured route name or path pattern ("/members/export").
+	Route string `json:"route"`
+	// Requests answered with a success status and their response bytes.
+	Requests      uint64 `json:"requests"`
+	ResponseBytes uint64 `json:"response_bytes"`
+	// BaselineRequests and BaselineResponseBytes are what the baseline
+	// rate gives over the incident's duration.
+	BaselineRequests      uint64 `json:"baseline_requests"`
+	BaselineResponseBytes uint64 `json:"baseline_response_bytes"`
+}
+
+// Related links an incident to an earlier one with the same attackers.
+type Related struct {
+	// ID is the other incident's id.
+	ID string `json:"id"`
+	// Shared lists what the two have in common: prefixes
+	// ("203.0.113.0/24"), ASNs ("AS64500"), fingerprints.
+	Shared []string `json:"shared"`
 }
 
 // Open reports whether the incident has not ended.
