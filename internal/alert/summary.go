@@ -1,0 +1,222 @@
+package alert
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/incident"
+)
+
+// Kind is what an alert announces.
+type Kind string
+
+// Alert kinds (the "kind" label of portcullis_alert_sent_total).
+const (
+	KindOpened     Kind = "opened"
+	KindEscalation Kind = "escalation"
+	KindClosed     Kind = "closed"
+)
+
+var kinds = []Kind{KindOpened, KindEscalation, KindClosed}
+
+// Alert is one message about one incident, already stripped to what staff
+// may read (see Privacy).
+type Alert struct {
+	// Kind is opened, escalation or closed.
+	Kind Kind `json:"kind"`
+	// At is when the alert was raised (the dispatcher's clock, UTC).
+	At time.Time `json:"at"`
+	// Changes lists what is new since the incident's previous alert: new
+	// vectors, decisions, "attack resumed" (escalations and the closed
+	// alert; addresses redacted).
+	Changes []string `json:"changes,omitempty"`
+	// Incident is the incident's summary when the alert was raised.
+	Incident Summary `json:"incident"`
+}
+
+// Summary is the privacy-safe view of an incident: vectors, figures, top
+// countries and ASNs, and the attacking prefixes that pass the evidence
+// threshold (optionally pseudonymised). It never carries paths, user agents
+// or single visitors' addresses.
+type Summary struct {
+	ID   string `json:"id"`
+	Site string `json:"site"`
+	// Start, Detected and End as in incident.Incident (End zero while open).
+	Start    time.Time `json:"start"`
+	Detected time.Time `json:"detected"`
+	End      time.Time `json:"end,omitzero"`
+	// Duration is End − Start for a closed incident, At − Start otherwise,
+	// in whole seconds (JSON: "duration_seconds").
+	Duration time.Duration `json:"-"`
+	Vectors  []string      `json:"vectors"`
+	// Peaks per second and totals over the incident.
+	PeakRPS  float64 `json:"peak_rps"`
+	PeakPPS  float64 `json:"peak_pps"`
+	PeakBPS  float64 `json:"peak_bps"`
+	Requests uint64  `json:"requests"`
+	Packets  uint64  `json:"packets"`
+	// Sources is the estimated number of distinct sources.
+	Sources uint64 `json:"sources"`
+	// TopCountries ("NL") and TopASNs ("AS64500"), heaviest first.
+	TopCountries []incident.Count `json:"top_countries"`
+	TopASNs      []incident.Count `json:"top_asns"`
+	// AttackingPrefixes are the incident's top prefixes above the evidence
+	// threshold, as prefixes or pseudonyms ("anon-1a2b3c4d5e6f/24").
+	AttackingPrefixes []incident.Count `json:"attacking_prefixes"`
+}
+
+// MarshalJSON writes the summary with Duration as "duration_seconds".
+func (s Summary) MarshalJSON() ([]byte, error) {
+	type plain Summary
+	return json.Marshal(struct {
+		plain
+		DurationSeconds float64 `json:"duration_seconds"`
+	}{plain(s), s.Duration.Seconds()})
+}
+
+// privacy applies Config.Privacy: it picks the attacking prefixes an alert
+// may name and redacts every other address in free text.
+type privacy struct {
+	cfg Privacy
+	key []byte // HMAC key for pseudonyms
+}
+
+// summarise builds the privacy-safe summary of in at time at, and returns
+// the prefixes it lets through (as parsed, before pseudonymising).
+func (p *privacy) summarise(in *incident.Incident, at time.Time) (Summary, []netip.Prefix) {
+	s := Summary{
+		ID: in.ID, Site: in.Site, Start: in.Start.UTC(), Detected: in.Detected.UTC(), End: in.End.UTC(),
+		Vectors: append([]string(nil), in.Vectors...),
+		PeakRPS: in.PeakRPS, PeakPPS: in.PeakPPS, PeakBPS: in.PeakBPS,
+		Requests: in.Requests, Packets: in.Packets, Sources: in.Sources,
+		TopCountries: append([]incident.Count(nil), in.TopCountries...),
+		TopASNs:      append([]incident.Count(nil), in.TopASNs...),
+	}
+	if in.End.IsZero() {
+		s.End = time.Time{}
+		s.Duration = at.Sub(in.Start)
+	} else {
+		s.Duration = in.End.Sub(in.Start)
+	}
+	s.Duration = max(s.Duration, 0).Round(time.Second)
+	total := in.Requests + in.Packets
+	var allowed []netip.Prefix
+	for _, c := range in.TopPrefixes {
+		pfx, err := netip.ParsePrefix(c.Key)
+		if err != nil {
+			continue // not a prefix: never guess what it is
+		}
+		if c.Count < p.cfg.MinPrefixCount || float64(c.Count) < p.cfg.MinPrefixShare*float64(total) {
+			continue
+		}
+		pfx = pfx.Masked()
+		allowed = append(allowed, pfx)
+		s.AttackingPrefixes = append(s.AttackingPrefixes, incident.Count{Key: p.name(pfx), Count: c.Count})
+	}
+	return s, allowed
+}
+
+// name renders an attacking prefix: as is, or as a keyed pseudonym.
+func (p *privacy) name(pfx netip.Prefix) string {
+	if !p.cfg.Pseudonymise {
+		return pfx.String()
+	}
+	m := hmac.New(sha256.New, p.key)
+	m.Write([]byte(pfx.Masked().String()))
+	sum := m.Sum(nil)
+	bits := pfx.Bits()
+	return "anon-" + hex.EncodeToString(sum[:6]) + "/" + itoa(bits)
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [4]byte
+	i := len(b)
+	for n > 0 && i > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
+
+// scrub redacts addresses and prefixes in free text (timeline messages,
+// decision reasons). Scanning left to right, at each position the longest
+// text of at most maxAddrLen bytes that parses as an IP address or prefix
+// is one match: kept if it lies inside an allowed attacking prefix (and
+// pseudonymised if configured) or is site itself (a packet incident's
+// protected server), replaced by "[address]" otherwise. No substring of the
+// result parses as a disallowed address (FuzzScrub).
+func (p *privacy) scrub(text string, allowed []netip.Prefix, site string) string {
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(text); {
+		j, pfx, ok := matchAddr(text, i)
+		if !ok {
+			i++
+			continue
+		}
+		b.WriteString(text[last:i])
+		b.WriteString(p.rewrite(text[i:j], pfx, allowed, site))
+		i, last = j, j
+	}
+	b.WriteString(text[last:])
+	return b.String()
+}
+
+// maxAddrLen bounds one address match: the longest IPv6 prefix text is 43
+// bytes; longer zones are cut (the rest is plain text after the match).
+const maxAddrLen = 64
+
+// matchAddr returns the end of the longest address or prefix starting at
+// text[i], as a prefix (an address is a full-length prefix).
+func matchAddr(text string, i int) (int, netip.Prefix, bool) {
+	c := text[i]
+	if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == ':') {
+		return 0, netip.Prefix{}, false
+	}
+	for j := min(len(text), i+maxAddrLen); j > i+1; j-- {
+		s := text[i:j]
+		if !strings.ContainsAny(s, ".:") {
+			break // shorter ones have no separator either
+		}
+		if a, err := netip.ParseAddr(s); err == nil {
+			a = a.WithZone("")
+			return j, netip.PrefixFrom(a, a.BitLen()), true
+		}
+		if pf, err := netip.ParsePrefix(s); err == nil {
+			return j, pf, true
+		}
+	}
+	return 0, netip.Prefix{}, false
+}
+
+// rewrite decides one matched address or prefix (text tok, parsed pfx).
+func (p *privacy) rewrite(tok string, pfx netip.Prefix, allowed []netip.Prefix, site string) string {
+	a, bits := pfx.Addr(), pfx.Bits()
+	if a.Is4In6() {
+		a, bits = a.Unmap(), max(bits-96, 0)
+	}
+	tp := netip.PrefixFrom(a, bits).Masked()
+	if site != "" && bits == a.BitLen() {
+		if sa, err := netip.ParseAddr(site); err == nil && sa.WithZone("").Unmap() == a {
+			return tok
+		}
+	}
+	for _, ap := range allowed {
+		if ap.Bits() <= tp.Bits() && ap.Contains(a) {
+			if p.cfg.Pseudonymise {
+				return p.name(tp)
+			}
+			return tok
+		}
+	}
+	return "[address]"
+}
