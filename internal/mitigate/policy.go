@@ -212,8 +212,13 @@ func (p *Policy) stepSite(now time.Time, in *SiteInput) []Change {
 	prev := st.level
 	if pressing {
 		st.lastPress = now
+		// A distributed flood (per-source limits cannot see it) and an
+		// origin already in distress (a per-source budget cannot relieve
+		// it: 200 sources at RateLimitPerSecond still send 1,000 req/s)
+		// enter at challenge, which is what switches under-attack mode on
+		// for the flood's sources the heavy-hitter list has not named yet.
 		entry := LevelRateLimit
-		if r.distributed {
+		if r.distributed || r.distress {
 			entry = LevelChallenge
 		}
 		entry = min(entry, cfg.MaxLevel)
