@@ -147,8 +147,8 @@ func (p *Policy) SuppressUnderAttack(site int) []string {
 // Per site: the ladder climbs one level every EscalateAfter
 // (DistressEscalateAfter while the origin is in distress) while the site is
 // under attack or its origin in distress, entering at rate-limit (or at
-// challenge for a distributed flood, which per-source limits cannot see);
-// it steps down one level per HoldFor once the signal has cleared for
+// challenge for a distributed flood, which per-source limits cannot see,
+// and for an origin already in distress); it steps down one level per HoldFor once the signal has cleared for
 // HoldFor. Heavy sources get the level's action on collateral-aware scopes
 // (see heavyScopes and effective); decisions are refreshed while their
 // source stays heavy and the attack continues, relaxed as the ladder steps
