@@ -14,6 +14,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/detect"
 	"github.com/portcullis/portcullis/internal/geo"
+	"github.com/portcullis/portcullis/internal/incident"
 	"github.com/portcullis/portcullis/internal/stats"
 )
 
@@ -41,7 +42,7 @@ func newTestPipeline(t testing.TB, g *geo.DB, now *time.Time) (*detect.Pipeline,
 // sequentialReplay is the oracle: the single-goroutine replay loop that Run
 // used before it was split in two stages. It reads every file record by
 // record straight from its reader into the pipeline.
-func sequentialReplay(t *testing.T, files []string, g *geo.DB) ([]byte, []FileSummary) {
+func sequentialReplay(t testing.TB, files []string, g *geo.DB) ([]*incident.Incident, []FileSummary) {
 	t.Helper()
 	ctx := context.Background()
 	var now time.Time
@@ -104,11 +105,7 @@ func sequentialReplay(t *testing.T, files []string, g *geo.DB) ([]byte, []FileSu
 	if err := pipe.Finish(ctx); err != nil {
 		t.Fatal(err)
 	}
-	out, err := json.Marshal(sink.Incidents())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out, sums
+	return sink.Incidents(), sums
 }
 
 // messyLog writes a combined log of several batches: a flood from
@@ -176,7 +173,11 @@ func TestRunMatchesSequentialReplay(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			want, wantFiles := sequentialReplay(t, tc.files, tc.geo)
+			seq, wantFiles := sequentialReplay(t, tc.files, tc.geo)
+			want, err := json.Marshal(seq)
+			if err != nil {
+				t.Fatal(err)
+			}
 			sum, err := Run(context.Background(), Options{Files: tc.files, Geo: tc.geo, JSON: true}, io.Discard)
 			if err != nil {
 				t.Fatal(err)
