@@ -372,7 +372,7 @@ func TestMitigationLiveFlood(t *testing.T) {
 	}
 	const (
 		visitors  = 20
-		peaceTime = 3 * time.Second
+		peaceTime = 4 * time.Second
 		floodFor  = 15 * time.Second
 	)
 	for _, fc := range []floodCase{
