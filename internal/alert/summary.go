@@ -149,11 +149,12 @@ func itoa(n int) string {
 
 // scrub redacts addresses and prefixes in free text (timeline messages,
 // decision reasons). Scanning left to right, at each position the longest
-// text of at most maxAddrLen bytes that parses as an IP address or prefix
-// is one match: kept if it lies inside an allowed attacking prefix (and
-// pseudonymised if configured) or is site itself (a packet incident's
-// protected server), replaced by "[address]" otherwise. No substring of the
-// result parses as a disallowed address (FuzzScrub).
+// run of address bytes (addrByte), at most maxAddrLen long, that parses as
+// an IP address or prefix is one match: kept if it lies inside an allowed
+// attacking prefix (pseudonymised if configured) or is site itself (a
+// packet incident's protected server), replaced by "[address]" otherwise.
+// No run of address bytes in the result parses as a disallowed address
+// (FuzzScrub).
 func (p *privacy) scrub(text string, allowed []netip.Prefix, site string) string {
 	var b strings.Builder
 	last := 0
@@ -172,7 +173,8 @@ func (p *privacy) scrub(text string, allowed []netip.Prefix, site string) string
 }
 
 // maxAddrLen bounds one address match: the longest IPv6 prefix text is 43
-// bytes; longer zones are cut (the rest is plain text after the match).
+// bytes (IPv4-embedded: 49); longer zones are cut (the rest is plain text
+// after the match).
 const maxAddrLen = 64
 
 // matchAddr returns the end of the longest address or prefix starting at
@@ -182,7 +184,11 @@ func matchAddr(text string, i int) (int, netip.Prefix, bool) {
 	if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == ':') {
 		return 0, netip.Prefix{}, false
 	}
-	for j := min(len(text), i+maxAddrLen); j > i+1; j-- {
+	end := i
+	for end < len(text) && end < i+maxAddrLen && addrByte(text[end]) {
+		end++
+	}
+	for j := end; j > i+1; j-- {
 		s := text[i:j]
 		if !strings.ContainsAny(s, ".:") {
 			break // shorter ones have no separator either
@@ -196,6 +202,14 @@ func matchAddr(text string, i int) (int, netip.Prefix, bool) {
 		}
 	}
 	return 0, netip.Prefix{}, false
+}
+
+// addrByte reports whether c may be part of an address or prefix text:
+// hex digits, '.', ':', '/', and a zone's '%' and [A-Za-z0-9_.-] (a zone
+// with other bytes, which ParseAddr would accept, ends at them).
+func addrByte(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' ||
+		c == '.' || c == ':' || c == '/' || c == '%' || c == '_' || c == '-'
 }
 
 // rewrite decides one matched address or prefix (text tok, parsed pfx).
