@@ -122,8 +122,12 @@ type Site struct {
 	Hosts                []string    `yaml:"hosts" doc:"Host names served by this site; \"*\" matches any" default:"[\"*\"]"`
 	Origins              []string    `yaml:"origins" doc:"origin base URLs (http:// or https://), load-balanced"`
 	HealthCheck          HealthCheck `yaml:"health_check" doc:"active origin health checks"`
-	MaxOriginConcurrency int         `yaml:"max_origin_concurrency" doc:"maximum concurrent requests to each origin" default:"512"`
-	QueueTimeout         Duration    `yaml:"queue_timeout" doc:"how long a request may wait for an origin slot before 503" default:"100ms"`
+	MaxOriginConcurrency int         `yaml:"max_origin_concurrency" doc:"maximum concurrent requests to each origin (the ceiling of the adaptive limit)" default:"512"`
+	MinOriginConcurrency int         `yaml:"min_origin_concurrency" doc:"floor of the adaptive per-origin concurrency limit, which follows origin latency and 429/503/504 answers (Gradient2 + AIMD); equal to max_origin_concurrency fixes the limit" default:"4"`
+	ReservedShare        float64     `yaml:"reserved_share" doc:"share (0-0.9) of each origin's concurrency limit only critical requests (critical routes, members) may use" default:"0.2"`
+	QueueTimeout         Duration    `yaml:"queue_timeout" doc:"how long a request may wait for an origin slot (queued by priority) before 503" default:"100ms"`
+	Priorities           []Priority  `yaml:"priorities" doc:"route priorities for origin capacity: when the origins are saturated, low is shed first and only critical may use reserved_share"`
+	Cache                Cache       `yaml:"cache" doc:"micro-cache for anonymous GETs, with request coalescing and serve-stale"`
 	OriginTimeout        Duration    `yaml:"origin_timeout" doc:"time to receive the origin's response headers" default:"30s"`
 	DialTimeout          Duration    `yaml:"dial_timeout" doc:"origin connect timeout" default:"3s"`
 	MaxIdleConns         int         `yaml:"max_idle_conns" doc:"keep-alive connections kept per origin" default:"512"`
@@ -131,6 +135,30 @@ type Site struct {
 	Rules                Rules       `yaml:"rules" doc:"site rules, after the global ones"`
 	AuthRoutes           []string    `yaml:"auth_routes" doc:"login/sign-up paths watched for credential stuffing" default:"[/login]"`
 	ExpensiveRoutes      []string    `yaml:"expensive_routes" doc:"path prefixes that are costly for the origin" default:"[/search]"`
+}
+
+// Priority ranks a route for origin capacity.
+type Priority struct {
+	Path     string `yaml:"path" doc:"path prefix (the longest match wins)"`
+	Priority string `yaml:"priority" doc:"critical, normal or low" default:"normal"`
+}
+
+// Cache configures a site's micro-cache. Only anonymous GETs (no
+// Authorization, no cookie outside anonymous_cookies, no upgrade) are
+// cached; responses with Set-Cookie, Cache-Control no-store/private/
+// no-cache, a Vary other than Accept-Encoding, trailers, a stream content
+// type or a status other than 200/301/404 never are.
+type Cache struct {
+	Enabled          *bool    `yaml:"enabled" doc:"cache anonymous GET responses and serve them stale when the origin is overloaded, erroring or down" default:"true"`
+	Micro            *bool    `yaml:"micro" doc:"also cache responses without freshness information (max-age, s-maxage, Expires) for default_ttl; false caches only what the origin marks" default:"true"`
+	DefaultTTL       Duration `yaml:"default_ttl" doc:"freshness of cacheable responses the origin does not mark" default:"1s"`
+	StaleFor         Duration `yaml:"stale_for" doc:"how long past expiry an entry is kept and served stale (origin queue timeout, 5xx, transport error, all origins ejected); never for must-revalidate" default:"10m0s"`
+	MaxEntries       int      `yaml:"max_entries" doc:"maximum cached responses per site (least recently used go first)" default:"10000"`
+	MaxBytes         ByteSize `yaml:"max_bytes" doc:"maximum bytes cached per site" default:"64MiB"`
+	MaxObjectBytes   ByteSize `yaml:"max_object_bytes" doc:"largest response body cached; larger responses stream through" default:"1MiB"`
+	IgnoreQueryOn    []string `yaml:"ignore_query_on" doc:"paths whose query string is dropped from the cache key and the origin fetch, except keep_query (cache-busting defence): exact paths (\"/\"), or prefixes ending in * (\"/news/*\")"`
+	KeepQuery        []string `yaml:"keep_query" doc:"query parameters kept on ignore_query_on paths"`
+	AnonymousCookies []string `yaml:"anonymous_cookies" doc:"cookie names (exact, or prefixes ending in *) that do not make a request personal; any other cookie or an Authorization header bypasses the cache" default:"[portcullis_*]"`
 }
 
 // Route overrides limits for a path prefix.

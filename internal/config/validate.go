@@ -81,7 +81,17 @@ func (c *Config) ApplyDefaults() {
 		intDefault(&h.UnhealthyAfter, 3)
 		intDefault(&h.HealthyAfter, 2)
 		intDefault(&s.MaxOriginConcurrency, 512)
+		intDefault(&s.MinOriginConcurrency, min(4, s.MaxOriginConcurrency))
+		if s.ReservedShare == 0 {
+			s.ReservedShare = 0.2
+		}
 		durationDefault(&s.QueueTimeout, 100*time.Millisecond)
+		for j := range s.Priorities {
+			if s.Priorities[j].Priority == "" {
+				s.Priorities[j].Priority = "normal"
+			}
+		}
+		s.Cache.applyDefaults()
 		durationDefault(&s.OriginTimeout, 30*time.Second)
 		durationDefault(&s.DialTimeout, 3*time.Second)
 		intDefault(&s.MaxIdleConns, 512)
@@ -105,6 +115,25 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.Detect.MinAttackRPS == 0 {
 		c.Detect.MinAttackRPS = 50
+	}
+}
+
+func (c *Cache) applyDefaults() {
+	if c.Enabled == nil {
+		t := true
+		c.Enabled = &t
+	}
+	if c.Micro == nil {
+		t := true
+		c.Micro = &t
+	}
+	durationDefault(&c.DefaultTTL, time.Second)
+	durationDefault(&c.StaleFor, 10*time.Minute)
+	intDefault(&c.MaxEntries, 10000)
+	byteDefault(&c.MaxBytes, 64<<20)
+	byteDefault(&c.MaxObjectBytes, 1<<20)
+	if c.AnonymousCookies == nil {
+		c.AnonymousCookies = []string{"portcullis_*"}
 	}
 }
 
@@ -239,6 +268,7 @@ func (c *Config) validate(file string, f *ast.File) error {
 				v.add(fmt.Sprintf("%s.routes[%d].path", p, j), "must start with /")
 			}
 		}
+		s.validateOrigin(v, p)
 		s.Rules.validate(v, p+".rules")
 	}
 	if lv := strings.ToLower(c.Log.Level); lv != "debug" && lv != "info" && lv != "warn" && lv != "error" {
@@ -256,6 +286,45 @@ func (c *Config) validate(file string, f *ast.File) error {
 		return v.errs
 	}
 	return nil
+}
+
+// validateOrigin checks the origin-protection settings of a site at p.
+func (s Site) validateOrigin(v *validator, p string) {
+	if s.MaxOriginConcurrency < 1 {
+		v.add(p+".max_origin_concurrency", "must be at least 1")
+	}
+	if s.MinOriginConcurrency < 1 || s.MinOriginConcurrency > s.MaxOriginConcurrency {
+		v.add(p+".min_origin_concurrency", "must be between 1 and max_origin_concurrency (%d), got %d", s.MaxOriginConcurrency, s.MinOriginConcurrency)
+	}
+	if s.ReservedShare < 0 || s.ReservedShare > 0.9 {
+		v.add(p+".reserved_share", "must be between 0 and 0.9, got %g", s.ReservedShare)
+	}
+	for j, pr := range s.Priorities {
+		q := fmt.Sprintf("%s.priorities[%d]", p, j)
+		if !strings.HasPrefix(pr.Path, "/") {
+			v.add(q+".path", "must start with /")
+		}
+		switch strings.ToLower(pr.Priority) {
+		case "critical", "normal", "low":
+		default:
+			v.add(q+".priority", "must be critical, normal or low, got %q", pr.Priority)
+		}
+	}
+	c := s.Cache
+	if c.MaxEntries < 1 {
+		v.add(p+".cache.max_entries", "must be at least 1")
+	}
+	if c.MaxObjectBytes < 1 {
+		v.add(p+".cache.max_object_bytes", "must be at least 1")
+	}
+	if c.MaxBytes < c.MaxObjectBytes {
+		v.add(p+".cache.max_bytes", "must be at least max_object_bytes")
+	}
+	for j, path := range c.IgnoreQueryOn {
+		if !strings.HasPrefix(path, "/") {
+			v.add(fmt.Sprintf("%s.cache.ignore_query_on[%d]", p, j), "must start with /")
+		}
+	}
 }
 
 func (r Rules) validate(v *validator, p string) {

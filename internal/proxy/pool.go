@@ -1,8 +1,11 @@
 // Package proxy is the origin side of the shield: a keep-alive transport
 // per site, origin pools with active health checks, passive ejection and
-// least-outstanding load balancing, a per-origin concurrency limit with a
-// short deadline queue, and a reverse proxy built on net/http/httputil that
-// sets forwarding headers from the resolved client only.
+// most-headroom load balancing, an adaptive per-origin concurrency limit
+// (adaptive.go) with a short deadline queue ordered by route priority and
+// a reserved share for critical requests (priority.go), a micro-cache for
+// anonymous GETs with request coalescing and serve-stale (cache.go), and a
+// reverse proxy built on net/http/httputil that sets forwarding headers
+// from the resolved client only and never retries a request.
 package proxy
 
 import (
@@ -16,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ErrNoOrigin is returned by Pool.Acquire when every origin is ejected.
@@ -31,10 +36,33 @@ type PoolConfig struct {
 	Site string
 	// Origins are base URLs ("http://10.0.0.5:8080").
 	Origins []*url.URL
-	// MaxConcurrency bounds in-flight requests per origin (≥1).
+	// MaxConcurrency bounds in-flight requests per origin (≥1); it is the
+	// ceiling of the adaptive limit.
 	MaxConcurrency int
+	// MinConcurrency is the floor of the adaptive per-origin limit; 0 or
+	// ≥ MaxConcurrency fixes the limit at MaxConcurrency.
+	MinConcurrency int
+	// Adaptive tunes the limit's algorithm (zero = defaults; Min and Max
+	// are taken from the fields above).
+	Adaptive AdaptiveConfig
+	// ReservedShare (0–0.9) of each origin's limit is kept for Critical
+	// requests (critical routes, members).
+	ReservedShare float64
 	// QueueTimeout is how long Acquire waits for a slot.
 	QueueTimeout time.Duration
+	// MaxQueue bounds waiting requests (0 = MaxConcurrency × origins); a
+	// full queue sheds its newest lowest-priority waiter for a
+	// higher-priority arrival, or refuses the arrival.
+	MaxQueue int
+	// Priorities map path prefixes to priorities (default Normal).
+	Priorities []RoutePriority
+	// Cache configures the micro-cache (zero = off).
+	Cache CacheConfig
+	// Registerer receives the pool's metrics (nil = none); pools of any
+	// number of sites and reloads share one registration.
+	Registerer prometheus.Registerer
+	// Now is the clock for cache TTLs and limit windows (nil = time.Now).
+	Now func() time.Time
 	// HealthPath is requested every HealthInterval; "" disables active checks.
 	HealthPath     string
 	HealthInterval time.Duration
@@ -54,8 +82,8 @@ type Origin struct {
 	Key string
 
 	healthy  atomic.Bool
-	inflight atomic.Int64
-	slots    chan struct{}
+	inflight atomic.Int64 // written under Pool.mu
+	lim      *AdaptiveLimit
 	fails    atomic.Int32
 	oks      atomic.Int32
 	proxy    http.Handler
@@ -66,6 +94,9 @@ func (o *Origin) Healthy() bool { return o.healthy.Load() }
 
 // Inflight is the number of requests currently at this origin.
 func (o *Origin) Inflight() int64 { return o.inflight.Load() }
+
+// Limit is the origin's current (adaptive) concurrency limit.
+func (o *Origin) Limit() int { return o.lim.Limit() }
 
 // Pool is one site's origins. Safe for concurrent use.
 type Pool struct {
@@ -78,6 +109,18 @@ type Pool struct {
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
 	onResp    atomic.Pointer[func(*http.Response) error]
+
+	now     func() time.Time
+	routes  routeTable
+	cache   *Cache
+	metrics *Metrics
+	// cacheCounters are portcullis_proxy_cache_requests_total{site,result},
+	// resolved once (nil without metrics).
+	cacheCounters [numResults]prometheus.Counter
+
+	mu     sync.Mutex // admission: origins' in-flight counts and the queue
+	queue  [Critical + 1]waitList
+	queued int
 }
 
 // SetResponseHook installs f, called on every origin response before it is
@@ -98,13 +141,40 @@ func NewPool(cfg PoolConfig, log *slog.Logger, classify ErrorClassifier) (*Pool,
 	if cfg.MaxIdleConns < 1 {
 		cfg.MaxIdleConns = 64
 	}
-	p := &Pool{cfg: cfg, log: log, transport: newTransport(cfg)}
+	if cfg.MinConcurrency < 1 || cfg.MinConcurrency > cfg.MaxConcurrency {
+		cfg.MinConcurrency = cfg.MaxConcurrency
+	}
+	cfg.ReservedShare = max(0, min(0.9, cfg.ReservedShare))
+	if cfg.MaxQueue < 1 {
+		cfg.MaxQueue = cfg.MaxConcurrency * len(cfg.Origins)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	p := &Pool{cfg: cfg, log: log, transport: newTransport(cfg), now: cfg.Now, routes: newRouteTable(cfg.Priorities)}
+	if cfg.Registerer != nil {
+		m, err := NewMetrics(cfg.Registerer)
+		if err != nil {
+			return nil, err
+		}
+		p.metrics = m
+	}
+	if cfg.Cache.Enabled {
+		c, err := NewCache(cfg.Cache, cfg.Now)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: site %q: %w", cfg.Site, err)
+		}
+		p.cache = c
+	}
+	ac := cfg.Adaptive
+	ac.Min, ac.Max = cfg.MinConcurrency, cfg.MaxConcurrency
 	for _, u := range cfg.Origins {
-		o := &Origin{URL: u, Key: u.Scheme + "://" + u.Host, slots: make(chan struct{}, cfg.MaxConcurrency)}
+		o := &Origin{URL: u, Key: u.Scheme + "://" + u.Host, lim: NewAdaptiveLimit(ac)}
 		o.healthy.Store(true)
 		o.proxy = p.reverseProxy(o, classify)
 		p.origins = append(p.origins, o)
 	}
+	p.metrics.add(p)
 	return p, nil
 }
 
@@ -193,6 +263,7 @@ func (p *Pool) Report(o *Origin, ok bool) {
 			o.healthy.Store(true)
 			o.oks.Store(0)
 			p.log.Info("origin readmitted", "site", p.cfg.Site, "origin", o.Key)
+			p.dispatch()
 		}
 		return
 	}
@@ -203,98 +274,16 @@ func (p *Pool) Report(o *Origin, ok bool) {
 	}
 }
 
-// Acquire picks a healthy origin with a free slot (least outstanding of two
-// random choices, then any), waiting up to QueueTimeout. The caller must
-// call Release(o) when the request ends. Errors: ErrNoOrigin, ErrSaturated,
-// or ctx's error.
+// Acquire takes a slot on the healthy origin with the most headroom for
+// the priority WithPriority set on ctx (Normal if none), waiting up to
+// QueueTimeout in the priority queue. The caller must call Release(o) when
+// the request ends. Errors: ErrNoOrigin, ErrSaturated, or ctx's error.
 func (p *Pool) Acquire(ctx context.Context) (*Origin, error) {
-	if o := p.tryAcquire(); o != nil {
-		return o, nil
+	prio, ok := PriorityFrom(ctx)
+	if !ok {
+		prio = Normal
 	}
-	if !p.anyHealthy() {
-		return nil, ErrNoOrigin
-	}
-	if p.cfg.QueueTimeout <= 0 {
-		return nil, ErrSaturated
-	}
-	// Short deadline queue: wait on the least loaded healthy origin.
-	o := p.pick()
-	t := time.NewTimer(p.cfg.QueueTimeout)
-	defer t.Stop()
-	select {
-	case o.slots <- struct{}{}:
-		p.enter(o)
-		return o, nil
-	case <-t.C:
-		return nil, ErrSaturated
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-func (p *Pool) tryAcquire() *Origin {
-	n := len(p.origins)
-	if n == 1 {
-		o := p.origins[0]
-		if !o.healthy.Load() {
-			return nil
-		}
-		select {
-		case o.slots <- struct{}{}:
-			p.enter(o)
-			return o
-		default:
-			return nil
-		}
-	}
-	start := int(p.next.Add(1) % uint64(n))
-	best := p.pick()
-	if best != nil {
-		select {
-		case best.slots <- struct{}{}:
-			p.enter(best)
-			return best
-		default:
-		}
-	}
-	for i := 0; i < n; i++ {
-		o := p.origins[(start+i)%n]
-		if !o.healthy.Load() {
-			continue
-		}
-		select {
-		case o.slots <- struct{}{}:
-			p.enter(o)
-			return o
-		default:
-		}
-	}
-	return nil
-}
-
-// pick returns the healthy origin with fewer in-flight requests of two
-// chosen round-robin (power of two choices), or nil.
-func (p *Pool) pick() *Origin {
-	n := len(p.origins)
-	i := int(p.next.Add(1) % uint64(n))
-	a, b := p.origins[i], p.origins[(i+1)%n]
-	switch {
-	case a.healthy.Load() && b.healthy.Load():
-		if b.inflight.Load() < a.inflight.Load() {
-			return b
-		}
-		return a
-	case a.healthy.Load():
-		return a
-	case b.healthy.Load():
-		return b
-	}
-	for _, o := range p.origins {
-		if o.healthy.Load() {
-			return o
-		}
-	}
-	return nil
+	return p.acquire(ctx, prio)
 }
 
 func (p *Pool) anyHealthy() bool {
@@ -306,6 +295,7 @@ func (p *Pool) anyHealthy() bool {
 	return false
 }
 
+// enter counts a granted slot (p.mu held).
 func (p *Pool) enter(o *Origin) {
 	n := o.inflight.Add(1)
 	for {
@@ -316,10 +306,12 @@ func (p *Pool) enter(o *Origin) {
 	}
 }
 
-// Release frees o's slot.
+// Release frees o's slot and hands it to the highest-priority waiter.
 func (p *Pool) Release(o *Origin) {
+	p.mu.Lock()
 	o.inflight.Add(-1)
-	<-o.slots
+	p.dispatchLocked()
+	p.mu.Unlock()
 }
 
 // Close stops health checks and closes idle origin connections.
@@ -329,4 +321,5 @@ func (p *Pool) Close() {
 	}
 	p.wg.Wait()
 	p.transport.CloseIdleConnections()
+	p.metrics.remove(p)
 }

@@ -42,7 +42,7 @@ func (p *Pool) reverseProxy(o *Origin, classify ErrorClassifier) http.Handler {
 	{
 		target := o.URL
 		return &httputil.ReverseProxy{
-			Transport:  p.transport,
+			Transport:  &originTransport{p: p, o: o},
 			BufferPool: bufferPool{},
 			ErrorLog:   log.New(discard{}, "", 0),
 			Rewrite: func(pr *httputil.ProxyRequest) {
@@ -110,23 +110,54 @@ func isTimeout(err error) bool {
 	return errors.As(err, &te) && te.Timeout()
 }
 
-// ServeHTTP proxies r to an origin of the pool, or answers 503 with
-// Retry-After when none is free within the queue timeout and 502 when all
-// are ejected.
+// ServeHTTP proxies r to an origin of the pool at its priority (route,
+// raised by WithPriority), answering anonymous GETs from the micro-cache
+// when one is configured. It answers 503 with Retry-After when no origin
+// slot frees within the queue timeout and 502 when all origins are
+// ejected — or, for a cached resource, the stale copy. Requests are never
+// retried (a POST body is forwarded once, whole, or refused).
 func (p *Pool) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	o, err := p.Acquire(r.Context())
-	if err != nil {
-		id := r.Header.Get(RequestIDHeader)
-		switch {
-		case errors.Is(err, ErrNoOrigin):
-			filter.WriteVerdict(w, r, id, filter.Verdict{Action: filter.Shed, Status: http.StatusBadGateway, RetryAfter: 5 * time.Second, Reason: "the site is temporarily unavailable, please retry shortly", Rule: "origin"})
-		case errors.Is(err, ErrSaturated):
-			filter.WriteVerdict(w, r, id, filter.Verdict{Action: filter.Shed, RetryAfter: time.Second, Reason: "the site is very busy, please retry in a moment", Rule: "origin-concurrency"})
+	prio := p.priorityOf(r)
+	if p.cache != nil {
+		if p.cache.eligible(r) {
+			p.serveCached(w, r, prio)
+			return
 		}
-		return
+		p.cacheResult(resultBypass)
 	}
-	defer p.Release(o)
-	o.proxy.ServeHTTP(w, r)
+	p.forward(w, r, prio)
+}
+
+// originTransport is an origin's round tripper: it feeds every exchange's
+// time to response headers, and whether the origin signalled overload
+// (429, 503, 504, a timeout), to the origin's adaptive limit.
+type originTransport struct {
+	p *Pool
+	o *Origin
+}
+
+func (t *originTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.o.lim.Fixed() {
+		return t.p.transport.RoundTrip(req)
+	}
+	start := t.p.now()
+	inflight := int(t.o.inflight.Load())
+	resp, err := t.p.transport.RoundTrip(req)
+	drop := false
+	switch {
+	case err != nil:
+		if req.Context().Err() != nil || !isTimeout(err) {
+			return resp, err // the client left, or the origin is down (health's business)
+		}
+		drop = true
+	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusServiceUnavailable, resp.StatusCode == http.StatusGatewayTimeout:
+		drop = true
+	}
+	now := t.p.now()
+	if _, changed := t.o.lim.Sample(now, now.Sub(start), inflight, drop); changed {
+		t.p.dispatch()
+	}
+	return resp, err
 }
 
 // bufferPool recycles 32 KiB copy buffers (httputil.BufferPool).
