@@ -70,9 +70,9 @@ func TestWebhooks(t *testing.T) {
 				Title    string `json:"title"`
 				Changes  []string
 				Incident struct {
-					ID                string   `json:"id"`
-					Vectors           []string `json:"vectors"`
-					DurationSeconds   float64  `json:"duration_seconds"`
+					ID                string                 `json:"id"`
+					Vectors           []string               `json:"vectors"`
+					DurationSeconds   float64                `json:"duration_seconds"`
 					AttackingPrefixes []struct{ Key string } `json:"attacking_prefixes"`
 					TopCountries      []struct{ Key string } `json:"top_countries"`
 				} `json:"incident"`

@@ -256,4 +256,3 @@ func TestMetricNames(t *testing.T) {
 		t.Errorf("%d dropped series, want one per reason (%d)", got, len(dropReasons))
 	}
 }
-
