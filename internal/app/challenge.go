@@ -2,9 +2,11 @@ package app
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +15,7 @@ import (
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/filter"
 	"github.com/portcullis/portcullis/internal/proxy"
+	"github.com/portcullis/portcullis/internal/ratelimit"
 )
 
 // challengeShared is the challenge state that outlives config generations:
@@ -22,6 +25,50 @@ type challengeShared struct {
 	keys    *challenge.Keyring
 	state   *challenge.State
 	metrics *challenge.Metrics
+	// feeds holds each site's per-address feed limiter (site name →
+	// *ratelimit.Limiter), kept across reloads.
+	feeds sync.Map
+}
+
+// Feed requests pass the challenge (HANDED F24); so that exempting them is
+// no bypass, each address may fetch a site's feeds feedLimitCount times per
+// feedLimitPeriod (burst: the whole minute's allowance, as a reader that
+// polls several feeds at once needs).
+const (
+	feedLimitCount  = 60
+	feedLimitPeriod = time.Minute
+)
+
+// feedLimiter returns site's feed limiter.
+func (c *challengeShared) feedLimiter(site string) (*ratelimit.Limiter, error) {
+	if v, ok := c.feeds.Load(site); ok {
+		return v.(*ratelimit.Limiter), nil
+	}
+	l, err := ratelimit.NewLimiter(ratelimit.Rate{Count: feedLimitCount, Period: feedLimitPeriod}, ratelimit.Options{MaxKeys: 1 << 16})
+	if err != nil {
+		return nil, fmt.Errorf("feed limit: %w", err)
+	}
+	v, _ := c.feeds.LoadOrStore(site, l)
+	return v.(*ratelimit.Limiter), nil
+}
+
+// feedLimit is the rate-limit stage filter of feed requests (HANDED F24
+// step 4): 429 with Retry-After beyond the per-address feed allowance.
+type feedLimit struct {
+	lim *ratelimit.Limiter
+}
+
+func (f *feedLimit) Name() string { return "feed-limit" }
+
+func (f *feedLimit) Check(r *filter.Request) filter.Verdict {
+	if !challenge.IsFeed(r.Path, r.HTTP.URL.RawQuery) {
+		return filter.Verdict{}
+	}
+	if d := f.lim.AllowAt(ratelimit.KeyFromAddr(r.Addr), r.Now); !d.Allowed {
+		return filter.Verdict{Action: filter.Throttle, RetryAfter: d.RetryAfter, Rule: "feed-limit",
+			Reason: "too many feed requests, please poll less often", Cause: "per-address feed limit 60/min"}
+	}
+	return filter.Verdict{}
 }
 
 func (a *App) initChallenge(cfg *config.Config, reg prometheus.Registerer) error {
@@ -64,6 +111,11 @@ func (a *App) siteChallenge(sc config.Site, index int, stages map[filter.Stage][
 	})
 	stages[filter.StageAllow] = append([]filter.Filter{&standingFilter{svc: svc, good: m.good}}, stages[filter.StageAllow]...)
 	stages[filter.StageChallenge] = append(stages[filter.StageChallenge], f)
+	feeds, err := a.chal.feedLimiter(sc.Name)
+	if err != nil {
+		return nil, err
+	}
+	stages[filter.StageRateLimit] = append(stages[filter.StageRateLimit], &feedLimit{lim: feeds})
 	return svc, nil
 }
 
