@@ -21,9 +21,10 @@ import (
 //
 // Batches circulate between the two stages through a free list of
 // batchesInFlight batches, so the memory held for parsed records is bounded
-// (about 1.5 MiB) whatever the file size, and reading never runs more than
-// a few batches ahead of detection (which matters when --speed paces the
-// consumer).
+// whatever the file size (about 1.5 MiB; an arena grows past its initial
+// 64 KiB only for lines of tens of KiB, see batch.fits), and reading never
+// runs more than a few batches ahead of detection (which matters when
+// --speed paces the consumer).
 
 const (
 	// batchRecords is the most records (log lines, or capture packets) a
