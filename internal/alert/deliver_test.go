@@ -93,7 +93,7 @@ func TestWebhooks(t *testing.T) {
 			switch want {
 			case KindEscalation:
 				joined := strings.Join(p.Changes, "\n")
-				for _, w := range []string{"new vector: distributed_flood", "block address 203.0.113.7", "allow address [address]"} {
+				for _, w := range []string{"new vector: distributed_flood", "block address 203.0.113.7", "challenge address [address] for 1m0s"} {
 					if !strings.Contains(joined, w) {
 						t.Errorf("escalation changes %q lack %q", p.Changes, w)
 					}

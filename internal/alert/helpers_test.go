@@ -64,14 +64,15 @@ func fixture() *incident.Incident {
 }
 
 // escalated returns in with a new vector and two decisions: a block of an
-// attacking address and an operator allow of a visitor's address.
+// attacking address and a challenge of an address outside the attacking
+// prefixes (a visitor: it must be redacted).
 func escalated(in *incident.Incident) *incident.Incident {
 	c := *in
 	c.Vectors = append(append([]string(nil), in.Vectors...), "distributed_flood")
 	c.Timeline = append(append([]incident.Event(nil), in.Timeline...),
 		incident.Event{Time: t0.Add(30 * time.Second), Kind: "vector", Message: "new vector: distributed_flood"},
 		incident.Event{Time: t0.Add(31 * time.Second), Kind: "decision", Message: "add block address 203.0.113.7 for 10m0s: heavy hitter (collateral: 0 known-good users; policy)"},
-		incident.Event{Time: t0.Add(32 * time.Second), Kind: "decision", Message: "add allow address 2001:db8:beef::7 until removed: member (collateral: 0 known-good users; operator)"},
+		incident.Event{Time: t0.Add(32 * time.Second), Kind: "decision", Message: "add challenge address 2001:db8:beef::7 for 1m0s: failed challenges (collateral: 0 known-good users; policy)"},
 	)
 	c.Requests += 500_000
 	return &c

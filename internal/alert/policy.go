@@ -86,9 +86,10 @@ func (p *policy) update(in *incident.Incident, now time.Time) (*Alert, []string)
 	return p.escalate(st, p.changes(st, in), now)
 }
 
-// decision handles a mitigation timeline event of an open incident: "add"
-// and "escalate" decisions (mitigate.Event's wording) are escalations;
-// relaxations, removals and expiries are not alerted.
+// decision handles a mitigation timeline event of an open incident: an
+// added or escalated rate_limit, challenge, block or drop decision is an
+// escalation (isEscalation); allow-listing, relaxations, removals and
+// expiries are not alerted.
 func (p *policy) decision(id string, ev incident.Event, now time.Time) (*Alert, []string) {
 	st := p.incs[id]
 	if st == nil || !st.opened || st.closed || !isEscalation(ev) {
@@ -97,8 +98,26 @@ func (p *policy) decision(id string, ev incident.Event, now time.Time) (*Alert, 
 	return p.escalate(st, []string{p.text(st.latest, "decision: "+ev.Message)}, now)
 }
 
+// isEscalation reads a decision event in mitigate.Event's wording: "add
+// <action> <scope> …" or "escalate <from> → <action> <scope> …"; it is an
+// escalation when the new action restricts traffic.
 func isEscalation(ev incident.Event) bool {
-	return ev.Kind == "decision" && (strings.HasPrefix(ev.Message, "add ") || strings.HasPrefix(ev.Message, "escalate "))
+	if ev.Kind != "decision" {
+		return false
+	}
+	w := strings.Fields(ev.Message)
+	var action string
+	switch {
+	case len(w) >= 2 && w[0] == "add":
+		action = w[1]
+	case len(w) >= 4 && w[0] == "escalate" && w[2] == "→":
+		action = w[3]
+	}
+	switch action {
+	case "rate_limit", "challenge", "block", "drop":
+		return true
+	}
+	return false
 }
 
 // close handles Sink.Close: the closed alert carries the changes not yet

@@ -89,12 +89,16 @@ func TestPolicy(t *testing.T) {
 			{at: 3600, op: "update", in: withVectors(c, "v2")},
 			{at: 3610, op: "update", in: withVectors(c, "v2"), want: "escalation", changes: []string{"new vector: v2"}},
 		}},
-		{"decisions: add and escalate alert, relax does not", 0, 20, []step{
+		{"decisions: restricting add and escalate alert, allow, relax and remove do not", 0, 20, []step{
 			{at: 0, op: "open", in: a, want: "opened"},
 			{at: 1, op: "decision", id: a.ID, ev: incident.Event{Kind: "decision", Message: "add block prefix 203.0.113.0/24 for 10m0s: flood"}, want: "escalation", changes: []string{"decision: add block prefix 203.0.113.0/24"}},
 			{at: 2, op: "decision", id: a.ID, ev: incident.Event{Kind: "decision", Message: "relax block → challenge prefix 203.0.113.0/24"}},
 			{at: 3, op: "decision", id: a.ID, ev: incident.Event{Kind: "decision", Message: "escalate challenge → block address 198.51.100.23 for 1m0s"}, want: "escalation", changes: []string{"block address [address]"}},
 			{at: 4, op: "decision", id: "unknown", ev: incident.Event{Kind: "decision", Message: "add block address 203.0.113.9"}},
+			{at: 5, op: "decision", id: a.ID, ev: incident.Event{Kind: "decision", Message: "add allow address 198.51.100.23 until removed: member"}},
+			{at: 6, op: "decision", id: a.ID, ev: incident.Event{Kind: "decision", Message: "remove block prefix 203.0.113.0/24"}},
+			{at: 7, op: "decision", id: a.ID, ev: incident.Event{Kind: "note", Message: "add block prefix 203.0.113.0/24"}},
+			{at: 8, op: "decision", id: a.ID, ev: incident.Event{Kind: "decision", Message: "add rate_limit 5/s asn AS64500 for 5m0s"}, want: "escalation", changes: []string{"rate_limit 5/s asn AS64500"}},
 		}},
 		{"attack resumed from the timeline", 0, 20, []step{
 			{at: 0, op: "open", in: a, want: "opened"},
