@@ -104,8 +104,8 @@ func TestSlackLimits(t *testing.T) {
 			}
 			var p struct {
 				Blocks []struct {
-					Type string
-					Text *struct{ Text string }
+					Type   string
+					Text   *struct{ Text string }
 					Fields []struct{ Text string }
 				}
 			}
