@@ -96,15 +96,15 @@ type SMTP struct {
 type Privacy struct {
 	// MinPrefixCount and MinPrefixShare are the evidence threshold for
 	// naming an attacking prefix: at least this many requests or packets
-	// and this fraction of the incident's total (defaults 100 and 0.001).
+	// and this fraction of the incident's total (defaults 100 and 0.01,
+	// the share report.DefaultMinShare uses, so an alert never names a
+	// prefix the incident report withholds).
 	MinPrefixCount uint64
 	MinPrefixShare float64
-	// Pseudonymise replaces every address and prefix with a keyed
-	// pseudonym (HMAC-SHA-256, RFC 2104) that keeps the prefix length.
+	// Pseudonymise replaces every address and prefix shown with a keyed
+	// pseudonym (HMAC-SHA-256, RFC 2104; Options.PseudonymKey), in the
+	// report's format: "net-<12 hex>/<bits>", "host-<12 hex>".
 	Pseudonymise bool
-	// PseudonymKeyFile holds the pseudonym key (any bytes, ≥ 16); empty
-	// draws a random key per process, so pseudonyms change on restart.
-	PseudonymKeyFile string
 }
 
 // Default returns c with unset tuning fields set to their defaults.
@@ -130,7 +130,7 @@ func (c Config) Default() Config {
 		c.Privacy.MinPrefixCount = 100
 	}
 	if c.Privacy.MinPrefixShare == 0 {
-		c.Privacy.MinPrefixShare = 0.001
+		c.Privacy.MinPrefixShare = 0.01
 	}
 	c.Webhooks = append([]Webhook(nil), c.Webhooks...)
 	for i := range c.Webhooks {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -31,6 +30,10 @@ type Options struct {
 	TLSConfig *tls.Config
 	// Channels are delivered to in addition to those of the Config.
 	Channels []Channel
+	// PseudonymKey keys the pseudonyms (≥ 16 bytes; pass report.LoadKey's
+	// key so alerts and reports name a prefix alike); nil draws a random
+	// key, so pseudonyms change on restart.
+	PseudonymKey []byte
 }
 
 // Dispatcher is a detect.Sink decorator that alerts staff about incidents.
@@ -63,8 +66,8 @@ var _ detect.Sink = (*Dispatcher)(nil)
 
 // New returns a dispatcher forwarding to next (nil: alerting only) and
 // delivering to the channels of cfg (defaulted, then validated: errors wrap
-// ErrConfig) and opts.Channels. It reads the SMTP password file and the
-// pseudonym key file; errors name the file, never its contents.
+// ErrConfig) and opts.Channels. It reads the SMTP password file; errors
+// name the file, never its contents.
 func New(next detect.Sink, cfg Config, opts Options) (*Dispatcher, error) {
 	cfg = cfg.Default()
 	if err := cfg.Validate(); err != nil {
@@ -76,19 +79,12 @@ func New(next detect.Sink, cfg Config, opts Options) (*Dispatcher, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	priv := &privacy{cfg: cfg.Privacy}
-	if f := cfg.Privacy.PseudonymKeyFile; f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("alert: pseudonym_key_file: %w", err)
-		}
-		if len(b) < 16 {
-			return nil, fmt.Errorf("%w: privacy.pseudonym_key_file: key shorter than 16 bytes", ErrConfig)
-		}
-		priv.key = b
-	} else {
+	priv := &privacy{cfg: cfg.Privacy, key: opts.PseudonymKey}
+	if priv.key == nil {
 		priv.key = make([]byte, 32)
 		rand.Read(priv.key)
+	} else if len(priv.key) < 16 {
+		return nil, fmt.Errorf("%w: pseudonym key shorter than 16 bytes", ErrConfig)
 	}
 	d := &Dispatcher{next: next, cfg: cfg, now: opts.Now, log: opts.Logger,
 		pol: newPolicy(cfg.EscalationInterval, cfg.EscalationsPerHour, priv)}

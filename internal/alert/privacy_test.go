@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/incident"
+	"github.com/portcullis/portcullis/internal/report"
 )
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")
@@ -43,7 +44,7 @@ func TestSummary(t *testing.T) {
 			for i, w := range tt.want {
 				got := s.AttackingPrefixes[i].Key
 				if w == "anon" {
-					if !strings.HasPrefix(got, "anon-") || !strings.HasSuffix(got, "/24") || strings.Contains(got, "203.0.113") {
+					if !strings.HasPrefix(got, "net-") || !strings.HasSuffix(got, "/24") || strings.Contains(got, "203.0.113") {
 						t.Errorf("pseudonym %q", got)
 					}
 					continue
@@ -109,7 +110,8 @@ func TestScrub(t *testing.T) {
 		{"mapped attacker kept", false, "", "from ::ffff:203.0.113.9 ok", "from ::ffff:203.0.113.9 ok"},
 		{"zone", false, "", "fe80::1%eth0 link", "[address] link"},
 		{"site address kept", false, "192.0.2.10", "SYN flood on 192.0.2.10 from 198.51.100.23", "SYN flood on 192.0.2.10 from [address]"},
-		{"pseudonymised attacker", true, "", "block address 203.0.113.7", "block address anon-"},
+		{"pseudonymised attacker", true, "", "block address 203.0.113.7", "block address host-"},
+		{"pseudonymised prefix", true, "", "block prefix 203.0.113.0/24", "block prefix net-"},
 		{"times and versions untouched", false, "", "for 10m0s at 21:06:36 (v1.2)", "for 10m0s at 21:06:36 (v1.2)"},
 	}
 	for _, tt := range tests {
@@ -154,4 +156,36 @@ func FuzzScrub(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPseudonymsMatchReport checks that, under one key, an alert and the
+// incident report (package report) name an attacking prefix with the same
+// pseudonym, and that neither names the visitor's prefix.
+func TestPseudonymsMatchReport(t *testing.T) {
+	tests := []struct {
+		name   string
+		prefix string
+	}{
+		{"IPv4 /24", "203.0.113.0/24"},
+		{"IPv6 /48", "2001:db8:bad::/48"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := closed(fixture())
+			in.TopPrefixes[0].Key = tt.prefix
+			p := &privacy{cfg: Privacy{Pseudonymise: true, MinPrefixCount: 100, MinPrefixShare: report.DefaultMinShare}, key: testKey}
+			s, _ := p.summarise(in, in.End)
+			if len(s.AttackingPrefixes) != 1 {
+				t.Fatalf("alert names %v, want one prefix", s.AttackingPrefixes)
+			}
+			var b strings.Builder
+			if err := report.Render(&b, in, report.JSON, report.Options{Pseudonymise: true, Key: testKey, Now: in.End}); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(b.String(), s.AttackingPrefixes[0].Key) {
+				t.Errorf("report does not name %s as %q:\n%s", tt.prefix, s.AttackingPrefixes[0].Key, b.String())
+			}
+			assertNoVisitor(t, "report", b.String())
+		})
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,7 +67,7 @@ type Summary struct {
 	TopCountries []incident.Count `json:"top_countries"`
 	TopASNs      []incident.Count `json:"top_asns"`
 	// AttackingPrefixes are the incident's top prefixes above the evidence
-	// threshold, as prefixes or pseudonyms ("anon-1a2b3c4d5e6f/24").
+	// threshold, as prefixes or pseudonyms ("net-1a2b3c4d5e6f/24").
 	AttackingPrefixes []incident.Count `json:"attacking_prefixes"`
 }
 
@@ -121,30 +122,28 @@ func (p *privacy) summarise(in *incident.Incident, at time.Time) (Summary, []net
 	return s, allowed
 }
 
-// name renders an attacking prefix: as is, or as a keyed pseudonym.
+// name renders an attacking prefix or address: as is, or as a keyed
+// pseudonym in report's format ("net-<mac>/<bits>", "host-<mac>"; mac = the
+// first 48 bits of HMAC-SHA-256(key, canonical text) in hex), so that with
+// the same key an alert and a report name a source alike.
 func (p *privacy) name(pfx netip.Prefix) string {
+	pfx = pfx.Masked()
 	if !p.cfg.Pseudonymise {
+		if pfx.IsSingleIP() {
+			return pfx.Addr().String()
+		}
 		return pfx.String()
 	}
-	m := hmac.New(sha256.New, p.key)
-	m.Write([]byte(pfx.Masked().String()))
-	sum := m.Sum(nil)
-	bits := pfx.Bits()
-	return "anon-" + hex.EncodeToString(sum[:6]) + "/" + itoa(bits)
+	if pfx.IsSingleIP() {
+		return "host-" + p.mac(pfx.Addr().Unmap().String())
+	}
+	return "net-" + p.mac(pfx.String()) + "/" + strconv.Itoa(pfx.Bits())
 }
 
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [4]byte
-	i := len(b)
-	for n > 0 && i > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
+func (p *privacy) mac(s string) string {
+	m := hmac.New(sha256.New, p.key)
+	m.Write([]byte(s))
+	return hex.EncodeToString(m.Sum(nil)[:6])
 }
 
 // scrub redacts addresses and prefixes in free text (timeline messages,
