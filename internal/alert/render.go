@@ -12,8 +12,8 @@ import (
 	"github.com/portcullis/portcullis/internal/incident"
 )
 
-// Title is a one-line headline for a (subject line, Slack header, generic
-// "title"): "Attack on www: incident opened (http_flood)".
+// Title is a's one-line headline (e-mail subject, Slack header, generic
+// "title"), e.g. "Attack on www: incident opened (http_flood)".
 func Title(a *Alert) string {
 	s := &a.Incident
 	var what string

@@ -45,6 +45,8 @@ type Alert struct {
 // threshold (optionally pseudonymised). It never carries paths, user agents
 // or single visitors' addresses.
 type Summary struct {
+	// ID and Site are the incident's (Site: the site name, or the protected
+	// destination address of a packet-level incident).
 	ID   string `json:"id"`
 	Site string `json:"site"`
 	// Start, Detected and End as in incident.Incident (End zero while open).
@@ -54,7 +56,8 @@ type Summary struct {
 	// Duration is End − Start for a closed incident, At − Start otherwise,
 	// in whole seconds (JSON: "duration_seconds").
 	Duration time.Duration `json:"-"`
-	Vectors  []string      `json:"vectors"`
+	// Vectors are the attack classes seen ("http_flood", "syn_flood").
+	Vectors []string `json:"vectors"`
 	// Peaks per second and totals over the incident.
 	PeakRPS  float64 `json:"peak_rps"`
 	PeakPPS  float64 `json:"peak_pps"`
