@@ -295,8 +295,8 @@ func checkVisitors(t *testing.T, what, why string, v *visitorTally) {
 	}
 	if float64(ok) < 0.99*float64(total) {
 		t.Skipf("BUG: %s: visitors served %.2f%% (%d/%d), want ≥ 99%%; the shield refused %d, the rest were the origin's own 503s: %s. "+
-			"The shield has no origin priority for known-good clients yet (issue 4 item 5: adaptive concurrency, a short queue, "+
-			"unknown clients shed first). On this shared 2-core machine stalls of the process hosting shield, origin and clients "+
+			"The shield gives established visitors no priority at the origin over the flood's residue and over bursts (issue 4 "+
+			"item 5: adaptive concurrency with a short queue, known-good clients first). On this shared 2-core machine stalls of the process hosting shield, origin and clients "+
 			"also deliver requests to the 4-slot origin in clumps: with no flood at all, the same 20 visitors once lost 10 of 601 "+
 			"requests to one 0.4 s clump",
 			what, 100*float64(ok)/float64(total), ok, total, shield, why)
