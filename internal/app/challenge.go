@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -93,8 +94,9 @@ func (a *App) initChallenge(cfg *config.Config, reg prometheus.Registerer) error
 func (a *App) siteChallenge(sc config.Site, index int, stages map[filter.Stage][]filter.Filter) (*challenge.Service, error) {
 	svc, err := challenge.New(challenge.Options{
 		Site: sc.Name, Keys: a.chal.keys, State: a.chal.state, Metrics: a.chal.metrics,
-		Logger: a.log.With("component", "challenge", "site", sc.Name),
-		Brand:  challenge.Brand{SiteName: sc.Name},
+		Logger:   a.log.With("component", "challenge", "site", sc.Name),
+		Brand:    challenge.Brand{SiteName: sc.Name},
+		OnFailed: func(addr netip.Addr) { a.mitigation.challengeFailed(index, addr) },
 	})
 	if err != nil {
 		return nil, err

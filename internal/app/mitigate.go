@@ -32,6 +32,11 @@ type mitigation struct {
 	// ua holds the per-site under-attack flags for the request path.
 	ua atomic.Pointer[[]bool]
 
+	// failed collects, per site, the addresses that failed a challenge
+	// since the last tick (bounded), for the policy's auto-ban.
+	failMu sync.Mutex
+	failed map[int][]netip.Addr
+
 	// limiters holds one per-address limiter per rate-limit decision.
 	limiters sync.Map // decision id → *ratelimit.Limiter
 }
@@ -67,6 +72,10 @@ func (m *mitigation) step(now time.Time, snap *stats.Snapshot, period time.Durat
 		m.refresh()
 		return
 	}
+	m.failMu.Lock()
+	failed := m.failed
+	m.failed = nil
+	m.failMu.Unlock()
 	inputs := make([]mitigate.SiteInput, 0, len(snap.Sites))
 	for i := range snap.Sites {
 		in := mitigate.SiteInputFromSnapshot(&snap.Sites[i], period)
@@ -80,6 +89,7 @@ func (m *mitigation) step(now time.Time, snap *stats.Snapshot, period time.Durat
 			}
 		}
 		in.Goodness = m.good
+		in.FailedChallenges = failed[i]
 		inputs = append(inputs, in)
 	}
 	m.ctl.Step(now, inputs)
@@ -304,4 +314,20 @@ func (m *mitigation) refresh() {
 		ua[s.Site] = s.UnderAttack
 	}
 	m.ua.Store(&ua)
+}
+
+// maxFailedPerTick bounds the failed-challenge addresses kept per site and
+// tick (a flood of wrong answers cannot grow memory).
+const maxFailedPerTick = 4096
+
+// challengeFailed records a failed challenge answer from addr on site.
+func (m *mitigation) challengeFailed(site int, addr netip.Addr) {
+	m.failMu.Lock()
+	defer m.failMu.Unlock()
+	if m.failed == nil {
+		m.failed = map[int][]netip.Addr{}
+	}
+	if len(m.failed[site]) < maxFailedPerTick {
+		m.failed[site] = append(m.failed[site], addr)
+	}
 }
