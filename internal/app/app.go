@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/portcullis/portcullis/internal/alert"
 	"github.com/portcullis/portcullis/internal/api"
 	"github.com/portcullis/portcullis/internal/challenge"
 	"github.com/portcullis/portcullis/internal/config"
@@ -31,6 +32,7 @@ import (
 	"github.com/portcullis/portcullis/internal/incident"
 	"github.com/portcullis/portcullis/internal/mitigate"
 	"github.com/portcullis/portcullis/internal/ratelimit"
+	"github.com/portcullis/portcullis/internal/report"
 )
 
 // Options configure an App beyond the config file.
@@ -63,6 +65,7 @@ type App struct {
 	detect     *detection
 	mitigation *mitigation
 	chal       *challengeShared
+	alerts     *alert.Dispatcher
 	explain    explainRing
 	store      *incident.Store
 }
@@ -99,7 +102,19 @@ func New(opts Options) (*App, error) {
 	if gdb == nil {
 		a.log.Info("no geo data configured; countries and ASNs will show as unknown (scripts/fetch-geodata.sh provides the open data)")
 	}
-	m, err := newMitigation(cfg.Mitigation.Mode, store, func(err error) { a.log.Error("incident timeline write failed", "err", err) })
+	var pkey []byte
+	if cfg.Alerts.Pseudonymise {
+		if pkey, err = report.LoadKey(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	disp, err := alert.New(incident.Sink{B: store}, alertConfig(cfg), alert.Options{
+		Logger: a.log.With("component", "alert"), Registerer: reg, PseudonymKey: pkey})
+	if err != nil {
+		return nil, err
+	}
+	a.alerts = disp
+	m, err := newMitigation(cfg.Mitigation.Mode, store, disp.Decision, func(err error) { a.log.Error("incident timeline write failed", "err", err) })
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +131,7 @@ func New(opts Options) (*App, error) {
 	}
 	a.gen = g
 	a.metrics.setSites(siteNames(cfg))
-	d, err := newDetection(cfg, incident.Sink{B: store}, gdb)
+	d, err := newDetection(cfg, disp, gdb)
 	if err != nil {
 		return nil, err
 	}
@@ -233,6 +248,7 @@ func (a *App) Run(ctx context.Context) error {
 	go a.sweep(reloadCtx)
 	go a.detect.run(reloadCtx)
 	go a.chal.keys.Run(reloadCtx)
+	go a.alerts.Run(ctx)
 
 	var runErr error
 	select {

@@ -41,7 +41,7 @@ type mitigation struct {
 	limiters sync.Map // decision id → *ratelimit.Limiter
 }
 
-func newMitigation(mode string, store incident.Backend, onErr func(error)) (*mitigation, error) {
+func newMitigation(mode string, store incident.Backend, onDecision func(incidentID string, ev incident.Event), onErr func(error)) (*mitigation, error) {
 	m := &mitigation{set: mitigate.NewDecisionSet(0), shadow: mitigate.NewShadowLog(time.Hour, time.Minute, 0), good: newGoodness(), observe: mode == "observe"}
 	p, err := mitigate.NewPolicy(mitigate.Config{Shadow: mode == "shadow"})
 	if err != nil {
@@ -51,6 +51,9 @@ func newMitigation(mode string, store incident.Backend, onErr func(error)) (*mit
 	m.ctl, err = mitigate.NewController(m.set, p, mitigate.ControllerOptions{OnEvent: func(site int, id string, ev incident.Event) {
 		if id == "" || store == nil {
 			return
+		}
+		if onDecision != nil {
+			onDecision(id, ev) // alerts: never blocks
 		}
 		// Called under the controller's lock: write asynchronously.
 		go func() {

@@ -33,6 +33,36 @@ type Config struct {
 	Detect Detect `yaml:"detect" doc:"attack detection tuning"`
 	// Mitigation sets how the shield reacts to detected attacks.
 	Mitigation Mitigation `yaml:"mitigation" doc:"automatic mitigation (escalation ladder)"`
+	// Alerts tells the staff about incidents.
+	Alerts Alerts `yaml:"alerts" doc:"incident alerts: webhooks (generic JSON, Slack) and e-mail"`
+}
+
+// Alerts configures incident alerts (opened, escalation, closed).
+type Alerts struct {
+	Webhooks           []AlertWebhook `yaml:"webhooks" doc:"HTTP endpoints that receive a JSON POST per alert"`
+	SMTP               *AlertSMTP     `yaml:"smtp" doc:"send alerts by e-mail"`
+	EscalationInterval Duration       `yaml:"escalation_interval" doc:"at most one escalation alert per incident per interval" default:"1m0s"`
+	EscalationsPerHour int            `yaml:"escalations_per_hour" doc:"cap on escalation alerts per hour across incidents" default:"20"`
+	Pseudonymise       bool           `yaml:"pseudonymise" doc:"replace attacking prefixes by keyed pseudonyms (as reports --pseudonymise)" default:"false"`
+	MinPrefixShare     float64        `yaml:"min_prefix_share" doc:"an attacking prefix is named only above this share of the incident's traffic" default:"0.01"`
+}
+
+// AlertWebhook is one webhook receiver.
+type AlertWebhook struct {
+	Name string `yaml:"name" doc:"receiver name (logs, metrics)"`
+	URL  string `yaml:"url" doc:"endpoint URL (never logged)"`
+	Kind string `yaml:"kind" doc:"generic | slack" default:"generic"`
+}
+
+// AlertSMTP is the e-mail channel.
+type AlertSMTP struct {
+	Host         string   `yaml:"host" doc:"SMTP server"`
+	Port         int      `yaml:"port" doc:"SMTP port" default:"587"`
+	Username     string   `yaml:"username" doc:"SMTP user (optional)"`
+	PasswordFile string   `yaml:"password_file" doc:"file holding the SMTP password"`
+	From         string   `yaml:"from" doc:"sender address"`
+	To           []string `yaml:"to" doc:"recipients"`
+	StartTLS     bool     `yaml:"starttls" doc:"require STARTTLS" default:"false"`
 }
 
 // Mitigation configures the automatic escalation ladder.

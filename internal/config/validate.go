@@ -113,6 +113,19 @@ func (c *Config) ApplyDefaults() {
 	if c.Mitigation.Mode == "" {
 		c.Mitigation.Mode = "enforce"
 	}
+	durationDefault(&c.Alerts.EscalationInterval, time.Minute)
+	intDefault(&c.Alerts.EscalationsPerHour, 20)
+	if c.Alerts.MinPrefixShare == 0 {
+		c.Alerts.MinPrefixShare = 0.01
+	}
+	for i := range c.Alerts.Webhooks {
+		if c.Alerts.Webhooks[i].Kind == "" {
+			c.Alerts.Webhooks[i].Kind = "generic"
+		}
+	}
+	if c.Alerts.SMTP != nil {
+		intDefault(&c.Alerts.SMTP.Port, 587)
+	}
 	if c.Detect.MinAttackRPS == 0 {
 		c.Detect.MinAttackRPS = 50
 	}
@@ -273,6 +286,28 @@ func (c *Config) validate(file string, f *ast.File) error {
 	}
 	if lv := strings.ToLower(c.Log.Level); lv != "debug" && lv != "info" && lv != "warn" && lv != "error" {
 		v.add("log.level", "must be debug, info, warn or error")
+	}
+	for i, w := range c.Alerts.Webhooks {
+		p := fmt.Sprintf("alerts.webhooks[%d]", i)
+		if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.add(p+".url", "must be an http:// or https:// URL")
+		}
+		if w.Kind != "generic" && w.Kind != "slack" {
+			v.add(p+".kind", "must be generic or slack, got %q", w.Kind)
+		}
+	}
+	if s := c.Alerts.SMTP; s != nil {
+		if s.Host == "" {
+			v.add("alerts.smtp.host", "is required")
+		}
+		if s.From == "" || len(s.To) == 0 {
+			v.add("alerts.smtp", "from and at least one to address are required")
+		}
+		if s.PasswordFile != "" {
+			if _, err := os.Stat(s.PasswordFile); err != nil {
+				v.add("alerts.smtp.password_file", "cannot read: %v", err)
+			}
+		}
 	}
 	switch c.Mitigation.Mode {
 	case "enforce", "shadow", "observe":
