@@ -75,9 +75,12 @@ type bucket struct {
 	arena []byte // the buffered requests' strings
 }
 
-// bucketPoolSize bounds the flushed buckets' storage kept for reuse, so the
-// memory retained is that of the ticks actually in flight, not of the whole
-// ring.
+// bucketPoolSize is the least flushed-bucket storage kept for reuse; the
+// pool may grow to the ring's size (the ticks a lateness window keeps in
+// flight, whose records maxBuffered already bounds): with a 60 s lateness
+// about 242 buckets are in flight, and a pool of 16 made the pipeline
+// reallocate most of them every tick (~25% of a dense log replay's feeding
+// stage in a profile).
 const bucketPoolSize = 16
 
 // recycle empties a flushed bucket, keeping its storage in the pool.
@@ -86,7 +89,7 @@ func (p *Pipeline) recycle(b *bucket) {
 		return
 	}
 	clear(b.reqs)
-	if len(p.pool) < bucketPoolSize {
+	if len(p.pool) < max(bucketPoolSize, len(p.buckets)) {
 		p.pool = append(p.pool, bucket{reqs: b.reqs[:0], pkts: b.pkts[:0], arena: b.arena[:0]})
 	}
 	*b = bucket{}
