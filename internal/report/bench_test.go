@@ -20,7 +20,7 @@ func bigIncident() *incident.Incident {
 	in := &incident.Incident{
 		ID: "20261129T200000Z-members-big", Site: "members.example.org",
 		Start: start, Detected: start.Add(2 * time.Second), End: start.Add(seconds * time.Second),
-		Vectors: []string{"http_flood", "distributed_flood", "cache_busting"},
+		Vectors:  []string{"http_flood", "distributed_flood", "cache_busting"},
 		Requests: total, Sources: 250_000, PeakRPS: 4000,
 		Impact:    &incident.Impact{Members: incident.CohortImpact{Requests: 90_000, Served: 89_500}, Cleared: incident.CohortImpact{Requests: 50_000, Served: 49_000}},
 		Integrity: &incident.Integrity{OriginRequests: 3_000_000, OriginErrors: 9_000, Routes: []incident.RouteVolume{{Route: "/members/export", Requests: 10, ResponseBytes: 1 << 20, BaselineRequests: 9, BaselineResponseBytes: 1 << 20}}},

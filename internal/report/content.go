@@ -145,9 +145,9 @@ func targetName(fx *facts) string {
 }
 
 func glance(fx *facts) [][2]string {
-	status := "ended"
+	status, duration := "ended", humanDur(fx.Duration)
 	if fx.Open {
-		status = "ongoing (initial report)"
+		status, duration = "ongoing (initial report)", duration+" so far"
 	}
 	peak := fmtRate(fx.PeakRPS) + " requests/s"
 	if fx.Unit == "packets" {
@@ -166,7 +166,7 @@ func glance(fx *facts) [][2]string {
 		{"Impact on users", fx.Severity},
 		{"Attack type", vectorNames(fx)},
 		{"Start (UTC)", fmtTime(fx.Start)},
-		{"Duration", humanDur(fx.Duration)},
+		{"Duration", duration},
 		{"Peak", peak},
 		{"Total", fmtInt(fx.Volume) + " " + fx.Unit},
 		{"Distinct sources", "≈" + fmtInt(fx.Sources)},
@@ -324,7 +324,9 @@ func affected(fx *facts) section {
 
 func impact(fx *facts) section {
 	s := section{ID: "impact", Title: "4. Impact on services and users"}
-	s.Blocks = append(s.Blocks, para("Impact on legitimate users: "+fx.Severity+" (low: at least 99% of members' and verified visitors' requests were served; medium: at least 90%; high: fewer)."))
+	if fx.Severity != "unknown" {
+		s.Blocks = append(s.Blocks, para("Impact on legitimate users: "+fx.Severity+" (low: at least 99% of members' and verified visitors' requests were served; medium: at least 90%; high: fewer)."))
+	}
 	im := fx.Impact
 	if im == nil {
 		msg := "Portcullis did not record the effect on legitimate users for this incident."
@@ -485,7 +487,7 @@ func indicators(fx *facts) section {
 		s.Blocks = append(s.Blocks, para(fmt.Sprintf("%d further source networks (%s of the traffic) are below the threshold or the target's own network, and are withheld.", fx.Withheld, pct(fx.WithheldShare))))
 	}
 	if fx.Pseudonymised {
-		s.Blocks = append(s.Blocks, note("Addresses in this report are pseudonyms (keyed hashes): the same address gives the same pseudonym in every report from this installation, but the address cannot be recovered from it."))
+		s.Blocks = append(s.Blocks, note("Addresses in this report are pseudonyms (keyed hashes): the same address gives the same pseudonym in every report from this installation, but no one without this installation's key can recover the address from it."))
 	}
 	s.Blocks = append(s.Blocks, para("Machine-readable indicators: portcullis report --format stix (STIX 2.1) or --format iodef (IODEF, RFC 7970)."))
 	if len(fx.Related) > 0 {

@@ -192,7 +192,7 @@ func build(in *incident.Incident, opts Options) *facts {
 	fx.ASNs = fx.shares(in.TopASNs, 0, same, asnLabel)
 	path := func(k string) string { return red.text(stripQuery(k)) }
 	fx.Paths = fx.shares(in.TopPaths, minShare, path, func(c incident.Count) string { return path(c.Key) })
-	fx.Agents = fx.shares(in.TopUserAgents, minShare, red.text, func(c incident.Count) string { return red.text(c.Key) })
+	fx.Agents = fx.shares(in.TopUserAgents, minShare, red.agent, func(c incident.Count) string { return red.agent(c.Key) })
 	fx.events(in.Timeline)
 	for _, r := range in.Related {
 		rr := incident.Related{ID: red.text(r.ID)}

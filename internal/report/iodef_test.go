@@ -32,7 +32,7 @@ func xmllint(t *testing.T, doc []byte) (string, error) {
 func TestIODEFSchema(t *testing.T) {
 	for _, tc := range goldenCases {
 		t.Run(tc.name, func(t *testing.T) {
-			doc := render(t, loadFixture(t, tc.fixture), IODEF, tc.opts)
+			doc := render(t, tc.load(t), IODEF, tc.opts)
 			if out, err := xmllint(t, doc); err != nil {
 				t.Fatalf("not valid IODEF v2: %v\n%s", err, out)
 			}

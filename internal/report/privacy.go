@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -120,62 +122,190 @@ func (r *redactor) mac(s string) string {
 
 // text rewrites every IPv4/IPv6 address, address:port and prefix in s:
 // permitted ones are shown (or pseudonymised), all others withheld.
-func (r *redactor) text(s string) string {
-	if !strings.ContainsAny(s, ".:") {
+func (r *redactor) text(s string) string { return r.rewrite(s, false) }
+
+// agent is text for a user agent: a dotted quad right after "/" is a
+// product version (RFC 9110 §10.1.5: product "/" product-version, as in
+// "Chrome/120.0.0.0"), not an address.
+func (r *redactor) agent(s string) string { return r.rewrite(s, true) }
+
+func (r *redactor) rewrite(s string, versions bool) string {
+	spans := findAddrs(s, versions)
+	if len(spans) == 0 {
 		return s
 	}
 	var b strings.Builder
-	i, last := 0, 0
-	for i < len(s) {
-		if !addrChar(s[i]) {
-			i++
-			continue
-		}
-		j := i
-		for j < len(s) && addrChar(s[j]) {
-			j++
-		}
-		tok := strings.TrimRight(s[i:j], ".:")
-		if rep, ok := r.token(tok); ok {
-			b.WriteString(s[last:i])
-			b.WriteString(rep)
-			last = i + len(tok)
-		}
-		i = j
-	}
-	if last == 0 {
-		return s
+	last := 0
+	for _, sp := range spans {
+		b.WriteString(s[last:sp.start])
+		b.WriteString(r.replacement(sp))
+		last = sp.end
 	}
 	b.WriteString(s[last:])
 	return b.String()
 }
 
-// token returns the replacement for tok if it is an address, an
-// address:port or a prefix.
-func (r *redactor) token(tok string) (string, bool) {
-	if len(tok) < 2 || !strings.ContainsAny(tok, ".:") {
-		return "", false
+// replacement is what an address found in text becomes.
+func (r *redactor) replacement(sp addrSpan) string {
+	if !sp.addr.IsValid() {
+		return withheld
 	}
-	if p, err := netip.ParsePrefix(tok); err == nil {
-		if r.permitted(p.Addr()) && r.permittedPrefix(p) {
-			return r.prefix(p), true
+	a := sp.addr.Unmap()
+	if sp.bits >= 0 {
+		p, err := a.Prefix(sp.bits)
+		if err != nil || !r.permittedPrefix(p) {
+			return withheld
 		}
-		return withheld, true
+		return r.prefix(netip.PrefixFrom(a, sp.bits))
 	}
-	if a, err := netip.ParseAddr(tok); err == nil {
-		if r.permitted(a) {
-			return r.addr(a), true
-		}
-		return withheld, true
+	if !r.permitted(a) {
+		return withheld
 	}
-	if ap, err := netip.ParseAddrPort(tok); err == nil {
-		if r.permitted(ap.Addr()) {
-			return r.addr(ap.Addr()) + ":" + fmt.Sprint(ap.Port()), true
-		}
-		return withheld, true
-	}
-	return "", false
+	return r.addr(a) + sp.port
 }
+
+// addrSpan is an address found in text: s[start:end] (with any prefix
+// length, brackets and port) holds addr; bits is the prefix length or -1;
+// port is ":N" when one followed.
+type addrSpan struct {
+	start, end int
+	addr       netip.Addr
+	bits       int
+	port       string
+}
+
+// findAddrs returns the IPv4 and IPv6 addresses and prefixes written in s,
+// in order. The text is cut into runs of hex digits, colons and dots; in a
+// run with two colons or more the leftmost-longest IPv6 addresses are
+// taken, and in what remains every dotted quad that is not part of a longer
+// number ("id81.2.69.160" yields one; "981.2.69.160" and "1.2.3.4.5" are
+// taken whole, as unknown). "[v6]:port", "v4:port" and "/bits" are taken
+// with their address. With versions set, a dotted quad right after "/" is
+// skipped (a product version in a user agent).
+func findAddrs(s string, versions bool) []addrSpan {
+	var out []addrSpan
+	for i := 0; i < len(s); {
+		if !runChar(s[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && runChar(s[j]) {
+			j++
+		}
+		if strings.Count(s[i:j], ":") >= 2 {
+			out = findV6(s, i, j, versions, out)
+		} else {
+			out = findV4(s, i, j, versions, out)
+		}
+		// A suffix (":443", "/24", "]") may reach past the run.
+		if n := len(out); n > 0 && out[n-1].end > j {
+			j = out[n-1].end
+		}
+		i = j
+	}
+	return out
+}
+
+func runChar(c byte) bool { return isHex(c) || c == ':' || c == '.' }
+
+// findV6 appends the IPv6 addresses in the run s[i:j], leftmost-longest
+// (and the IPv4 ones between them).
+func findV6(s string, i, j int, versions bool, out []addrSpan) []addrSpan {
+	from := i
+	for k := i; k < j; k++ {
+		for e := min(j, k+45); e >= k+2; e-- { // 45: the longest IPv6 text
+			a, err := netip.ParseAddr(s[k:e])
+			if err != nil || !a.Is6() || strings.Count(s[k:e], ":") < 2 {
+				continue
+			}
+			out = findV4(s, from, k, versions, out)
+			sp := addrSpan{start: k, end: e, addr: a, bits: -1}
+			if k > 0 && s[k-1] == '[' && e < len(s) && s[e] == ']' {
+				sp.start--
+				sp.end++
+				suffix(s, &sp, -1) // a port only
+			} else {
+				suffix(s, &sp, 128)
+			}
+			out = append(out, sp)
+			k, from = sp.end-1, sp.end
+			break
+		}
+	}
+	if from < j {
+		out = findV4(s, from, j, versions, out)
+	}
+	return out
+}
+
+// findV4 appends the dotted quads in s[i:j].
+func findV4(s string, i, j int, versions bool, out []addrSpan) []addrSpan {
+	for k := i; k < j; {
+		if !isDigit(s[k]) && s[k] != '.' {
+			k++
+			continue
+		}
+		e := k
+		for e < j && (isDigit(s[e]) || s[e] == '.') {
+			e++
+		}
+		lead := k
+		for lead < e && s[lead] == '.' {
+			lead++
+		}
+		tok := strings.TrimRight(s[lead:e], ".")
+		skip := versions && lead > 0 && s[lead-1] == '/'
+		if a, err := netip.ParseAddr(tok); err == nil && a.Is4() && !skip {
+			sp := addrSpan{start: lead, end: lead + len(tok), addr: a, bits: -1}
+			suffix(s, &sp, 32)
+			out = append(out, sp)
+			k = max(sp.end, e)
+			continue
+		}
+		if !skip && quadRe.MatchString(tok) {
+			// A dotted quad inside a longer number ("981.2.69.160",
+			// "81.2.69.160.1"): withheld whole (addr left invalid).
+			out = append(out, addrSpan{start: lead, end: lead + len(tok), bits: -1})
+		}
+		k = e
+	}
+	return out
+}
+
+// suffix extends sp over a "/bits" prefix length (up to maxBits; -1: none
+// allowed) or a ":port" that follows it.
+func suffix(s string, sp *addrSpan, maxBits int) {
+	e := sp.end
+	if e+1 >= len(s) || (s[e] != '/' && s[e] != ':') || !isDigit(s[e+1]) {
+		return
+	}
+	k := e + 1
+	for k < len(s) && isDigit(s[k]) {
+		k++
+	}
+	if k < len(s) && (s[k] == '.' || isHex(s[k]) || s[k] == ':') {
+		return // not a clean number: "1.2.3.4/24.5", "10:30:21"
+	}
+	n, err := strconv.Atoi(s[e+1 : k])
+	if err != nil {
+		return
+	}
+	switch {
+	case s[e] == '/' && maxBits >= 0 && n <= maxBits:
+		sp.bits, sp.end = n, k
+	case s[e] == ':' && sp.addr.Is4() || s[e] == ':' && maxBits < 0:
+		if n <= 65535 {
+			sp.port, sp.end = s[e:k], k
+		}
+	}
+}
+
+// quadRe finds a dotted quad anywhere in a run of digits and dots.
+var quadRe = regexp.MustCompile(`\d{1,3}(?:\.\d{1,3}){3}`)
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+func isHex(c byte) bool   { return isDigit(c) || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 
 // permittedPrefix reports whether p lies wholly inside a permitted prefix
 // (a /16 around a reportable /24 would name more than the evidence).
@@ -186,8 +316,4 @@ func (r *redactor) permittedPrefix(p netip.Prefix) bool {
 		}
 	}
 	return false
-}
-
-func addrChar(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '.' || c == ':' || c == '/' || c == '[' || c == ']'
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,23 +50,42 @@ func render(t testing.TB, in *incident.Incident, f Format, opts Options) []byte 
 }
 
 // goldenCases are the incidents × options every format is rendered for.
-var goldenCases = []struct {
-	name    string
-	fixture string
-	opts    Options
-}{
+var goldenCases = []goldenCase{
 	{name: "http-flood", fixture: "http-flood", opts: Options{Reporter: testReporter, Now: testNow}},
 	{name: "http-flood-pseudonymised", fixture: "http-flood", opts: Options{Reporter: testReporter, Now: testNow, Pseudonymise: true, Key: testKey}},
 	{name: "snmp-amplification", fixture: "snmp-amplification", opts: Options{Reporter: testReporter, Now: testNow}},
 	{name: "syn-flood-spoofed", fixture: "syn-flood-spoofed", opts: Options{Now: testNow}},
 	{name: "cic-syn-flood-pseudonymised", fixture: "cic-syn-flood", opts: Options{Reporter: testReporter, Now: testNow, Pseudonymise: true, Key: testKey}},
+	{name: "http-flood-open", fixture: "http-flood", opts: Options{Reporter: Reporter{Org: "Example Party", Email: "security@example.org"}, Now: time.Date(2026, 11, 29, 21, 7, 36, 0, time.UTC)},
+		mutate: func(in *incident.Incident) { // an initial report, one minute in
+			in.End = time.Time{}
+			cut := in.Start.Add(time.Minute)
+			in.Timeline = slices.DeleteFunc(in.Timeline, func(e incident.Event) bool { return e.Time.After(cut) })
+			in.Series = slices.DeleteFunc(in.Series, func(p incident.SeriesPoint) bool { return p.Time.After(cut) })
+		}},
+}
+
+type goldenCase struct {
+	name    string
+	fixture string
+	opts    Options
+	// mutate, if set, changes the fixture before rendering.
+	mutate func(*incident.Incident)
+}
+
+func (tc goldenCase) load(t testing.TB) *incident.Incident {
+	in := loadFixture(t, tc.fixture)
+	if tc.mutate != nil {
+		tc.mutate(in)
+	}
+	return in
 }
 
 // TestGolden renders every case in every format and compares with
 // testdata/golden (go test -run TestGolden -update rewrites them).
 func TestGolden(t *testing.T) {
 	for _, tc := range goldenCases {
-		in := loadFixture(t, tc.fixture)
+		in := tc.load(t)
 		for _, f := range Formats {
 			t.Run(tc.name+"/"+string(f), func(t *testing.T) {
 				got := render(t, in, f, tc.opts)

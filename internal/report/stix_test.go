@@ -188,7 +188,7 @@ func hasCAPEC(m map[string]any) bool {
 func TestSTIXRequiredProperties(t *testing.T) {
 	for _, tc := range goldenCases {
 		t.Run(tc.name, func(t *testing.T) {
-			data := render(t, loadFixture(t, tc.fixture), STIX, tc.opts)
+			data := render(t, tc.load(t), STIX, tc.opts)
 			for _, e := range checkSTIX(data) {
 				t.Error(e)
 			}

@@ -259,13 +259,9 @@ func drawTimelineRates(b *strings.Builder, fx *facts, ax timeAxis) (vmax float64
 		legend = append(legend, [2]string{"#c62828", "peak"})
 	}
 	if len(pts) > 0 {
-		var line strings.Builder
+		// Samples at changes of state, not a series: dots, not a line.
 		for _, p := range pts {
-			fmt.Fprintf(&line, "%.1f,%.1f ", ax.x(p.t), y(p.v, vmax))
-		}
-		fmt.Fprintf(b, `<polyline points="%s" fill="none" stroke="#1565c0" stroke-width="1.5"/>`, strings.TrimSpace(line.String()))
-		for _, p := range pts {
-			fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="#1565c0"/>`, ax.x(p.t), y(p.v, vmax))
+			fmt.Fprintf(b, `<circle cx="%.1f" cy="%.1f" r="3" fill="#1565c0"/>`, ax.x(p.t), y(p.v, vmax))
 		}
 		legend = append(legend, [2]string{"#1565c0", "rate measured by the detectors"})
 	}
