@@ -110,7 +110,8 @@ type event struct {
 // decisionSummary counts an incident's decisions.
 type decisionSummary struct {
 	// Total counts every decision event; Made those that put a decision
-	// in force (add, escalate, relax), by action in ByAction; Lifted the
+	// in force (add, escalate, relax; not shadow ones), by action in
+	// ByAction; Shadow the decisions recorded but not enforced; Lifted the
 	// removals and expiries; Refreshes the renewals.
 	Total, Made, Lifted, Refreshes int
 	ByAction                       map[string]int
@@ -329,14 +330,15 @@ func (fx *facts) events(tl []incident.Event) {
 			case "remove", "expire":
 				d.Lifted++
 			default:
+				if ev.Shadow { // decided, not enforced: not a mitigation
+					d.Shadow++
+					break
+				}
 				d.Made++
 				d.ByAction[ev.Action]++
 				if ev.Actor != "policy" {
 					d.Staff++
 					staff(ev.Actor)
-				}
-				if ev.Shadow {
-					d.Shadow++
 				}
 			}
 		case "operator":

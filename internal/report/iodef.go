@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -354,7 +355,12 @@ func iodefAssess(fx *facts) iodefAssessment {
 		a.Counter = append(a.Counter, iodefCounter{Type: "count", Unit: "host", Meaning: "distinct source addresses (HyperLogLog estimate)", Value: strconv.FormatUint(fx.Sources, 10)})
 	}
 	if fx.Decisions.Made > 0 {
-		a.MitigatingFactor = []string{"Portcullis mitigated the attack automatically: " + strings.Join(fx.Decisions.actions(), ", ") + "."}
+		d := fx.Decisions
+		by := "all by its policy"
+		if d.Staff > 0 {
+			by = fmt.Sprintf("%d by staff", d.Staff)
+		}
+		a.MitigatingFactor = []string{fmt.Sprintf("Portcullis mitigated the attack with %s (%s; %s).", plural(d.Made, "decision"), strings.Join(d.actions(), ", "), by)}
 	}
 	return a
 }
