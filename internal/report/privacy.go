@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // KeyFile is the name of the pseudonymisation key inside a data directory.
@@ -129,7 +130,18 @@ func (r *redactor) text(s string) string { return r.rewrite(s, false) }
 // "Chrome/120.0.0.0"), not an address.
 func (r *redactor) agent(s string) string { return r.rewrite(s, true) }
 
+// maxText bounds a free-text field in a report (a path, a user agent, a
+// timeline message): longer ones are cut, which also bounds the scan.
+const maxText = 2048
+
 func (r *redactor) rewrite(s string, versions bool) string {
+	if len(s) > maxText {
+		cut := maxText
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
 	spans := findAddrs(s, versions)
 	if len(spans) == 0 {
 		return s
