@@ -108,7 +108,7 @@ func newShield(t *testing.T, cfg PoolConfig, origins ...*origin) *shield {
 		}
 		p.ServeHTTP(w, r)
 	}))
-	t.Cleanup(func() { s.srv.Close(); p.Close() })
+	t.Cleanup(func() { s.srv.CloseClientConnections(); s.srv.Close(); p.Close() })
 	return s
 }
 
