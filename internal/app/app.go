@@ -146,6 +146,7 @@ func New(opts Options) (*App, error) {
 		a.handler.SetGeo(gc.lookup)
 	}
 	a.handler.OnH2Reset(func(int, netip.Addr) { a.metrics.h2Closed.Inc() })
+	a.handler.SetEvents(d.acc)
 	return a, nil
 }
 
@@ -181,7 +182,10 @@ func (a *App) Run(ctx context.Context) error {
 		MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes), MaxConns: cfg.Limits.MaxConns, MaxConnsPerClient: cfg.Limits.MaxConnsPerClient,
 		H2MaxConcurrentStreams: cfg.Limits.H2MaxConcurrentStreams,
 		Trusted:                func(ip netip.Addr) bool { return a.handler.Runtime().Resolver.Trusted(ip) },
+		Events:                 a.detect.acc,
+		DefaultSite:            func() int { return a.handler.Runtime().Default.Index },
 		OnRefuse: func(_ netip.Addr, global bool) {
+			a.detect.acc.ConnRefused(a.handler.Runtime().Default.Index)
 			if global {
 				a.metrics.refused.WithLabelValues("global").Inc()
 			} else {

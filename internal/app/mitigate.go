@@ -1,8 +1,10 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +27,9 @@ type mitigation struct {
 	ctl    *mitigate.Controller
 	shadow *mitigate.ShadowLog
 	good   *goodness
+
+	// window holds the last policyWindowTicks snapshots.
+	window []*stats.Snapshot
 
 	// observe disables automatic decisions (operator decisions still apply).
 	observe bool
@@ -80,8 +85,12 @@ func (m *mitigation) step(now time.Time, snap *stats.Snapshot, period time.Durat
 	m.failed = nil
 	m.failMu.Unlock()
 	inputs := make([]mitigate.SiteInput, 0, len(snap.Sites))
+	m.window = append(m.window, snap)
+	if len(m.window) > policyWindowTicks {
+		m.window = m.window[1:]
+	}
 	for i := range snap.Sites {
-		in := mitigate.SiteInputFromSnapshot(&snap.Sites[i], period)
+		in := windowInput(m.window, i, period)
 		for _, t := range targets {
 			if t.Site != i {
 				continue
@@ -333,4 +342,56 @@ func (m *mitigation) challengeFailed(site int, addr netip.Addr) {
 	if len(m.failed[site]) < maxFailedPerTick {
 		m.failed[site] = append(m.failed[site], addr)
 	}
+}
+
+// policyWindowTicks is how many ticks of heavy hitters the policy judges
+// together (2 s at the default 250 ms tick): one page load — 20 requests
+// in a quarter of a second — is not an "80 req/s" source, while a flood
+// source keeps its rate over the whole window.
+const policyWindowTicks = 8
+
+// windowInput merges site i's counts over the window's snapshots (counts and
+// their space-saving error bounds add up; the policy judges guaranteed
+// counts, Count − Err).
+func windowInput(win []*stats.Snapshot, i int, tick time.Duration) mitigate.SiteInput {
+	last := win[len(win)-1]
+	if len(win) == 1 {
+		return mitigate.SiteInputFromSnapshot(&last.Sites[i], tick)
+	}
+	in := mitigate.SiteInputFromSnapshot(&last.Sites[i], tick*time.Duration(len(win)))
+	addrs := map[netip.Addr]stats.Counted[netip.Addr]{}
+	prefixes := map[netip.Prefix]stats.Counted[netip.Prefix]{}
+	asns := map[uint32]stats.Counted[uint32]{}
+	in.Requests = 0
+	for _, s := range win {
+		if i >= len(s.Sites) {
+			continue
+		}
+		ss := &s.Sites[i]
+		in.Requests += ss.Requests
+		mergeCounted(addrs, ss.TopAddrs)
+		mergeCounted(prefixes, ss.TopPrefixes)
+		mergeCounted(asns, ss.TopASNs)
+	}
+	in.TopAddrs, in.TopPrefixes, in.TopASNs = sortedCounted(addrs), sortedCounted(prefixes), sortedCounted(asns)
+	return in
+}
+
+func mergeCounted[K comparable](m map[K]stats.Counted[K], xs []stats.Counted[K]) {
+	for _, x := range xs {
+		c := m[x.Key]
+		c.Key = x.Key
+		c.Count += x.Count
+		c.Err += x.Err
+		m[x.Key] = c
+	}
+}
+
+func sortedCounted[K comparable](m map[K]stats.Counted[K]) []stats.Counted[K] {
+	out := make([]stats.Counted[K], 0, len(m))
+	for _, c := range m {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b stats.Counted[K]) int { return cmp.Compare(b.Count, a.Count) })
+	return out
 }

@@ -121,6 +121,7 @@ type Handler struct {
 	idSeq    atomic.Uint64
 
 	onReset func(site int, peer netip.Addr)
+	events  ConnEvents
 
 	// Log budget for unparseable forwarding headers (see logMalformed).
 	malSecond, malCount atomic.Int64
@@ -145,6 +146,10 @@ func (h *Handler) Swap(rt *Runtime) { h.rt.Store(rt) }
 
 // Runtime returns the current runtime.
 func (h *Handler) Runtime() *Runtime { return h.rt.Load() }
+
+// SetEvents sets the accounting receiver of slow-body, slow-read and
+// HTTP/2 reset events; it must be called before the handler serves.
+func (h *Handler) SetEvents(ev ConnEvents) { h.events = ev }
 
 // OnH2Reset sets a callback for connections closed for exceeding the
 // rapid-reset budget.
@@ -196,6 +201,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		peer = ap.Addr().Unmap().WithZone("")
 	}
+	if ci != nil {
+		markServed(ci.conn)
+	}
 	res := rt.Resolver.Resolve(peer, r.Header)
 	if res.Malformed {
 		h.logMalformed(mono, peer, res)
@@ -206,6 +214,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// to answer and nothing to decide. It counts against the reset
 		// budget whatever its verdict would have been, so a penalised
 		// client cannot reset streams for free.
+		if h.events != nil {
+			h.events.H2Reset(site.Index)
+		}
 		h.noteReset(ci, rt, site, res, now, mono)
 		return
 	}
@@ -305,6 +316,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// body read deadline also cancels the request context, so the origin
 	// transport reports context.Canceled rather than ErrSlowBody and the
 	// proxy writes nothing; answer for it here (case F15).
+	if h.events != nil {
+		if br != nil && errors.Is(br.err, ErrSlowBody) {
+			h.events.SlowConn(site.Index, stats.SlowPost)
+		}
+		if rw.writeTimedOut {
+			h.events.SlowConn(site.Index, stats.SlowRead)
+		}
+	}
 	if br != nil && br.err != nil && !rw.wroteHeader {
 		if v, ok := ClassifyError(br.err); ok {
 			rw.verdict = v.Action
@@ -315,6 +334,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if r.ProtoMajor == 2 && ci != nil && errors.Is(r.Context().Err(), context.Canceled) && !rw.wroteHeader {
 		// The client cancelled the stream before we answered.
+		if h.events != nil {
+			h.events.H2Reset(site.Index)
+		}
 		h.noteReset(ci, rt, site, res, now, mono)
 	}
 }

@@ -96,6 +96,9 @@ type limitConn struct {
 	// afterWrite, when set, runs after every Write (connInfo.park uses it
 	// to notice net/http's GOAWAY on an abusive connection).
 	afterWrite atomic.Pointer[func()]
+	// opened and served feed the slowloris count (see connState).
+	opened time.Time
+	served atomic.Bool
 }
 
 func (c *limitConn) Write(p []byte) (int, error) {

@@ -45,6 +45,10 @@ type ServerLimits struct {
 	Trusted func(netip.Addr) bool
 	// OnRefuse counts refused connections.
 	OnRefuse func(peer netip.Addr, global bool)
+	// Events, when set, receives connection events for accounting;
+	// DefaultSite names the site they count on.
+	Events      ConnEvents
+	DefaultSite func() int
 }
 
 // Server is one listening socket serving the shield handler.
@@ -93,6 +97,13 @@ func Listen(ctx context.Context, lc ListenerConfig, lim ServerLimits, h http.Han
 		ConnContext:       withConnInfo,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		Protocols:         &protos,
+	}
+	if lim.Events != nil {
+		site := lim.DefaultSite
+		if site == nil {
+			site = func() int { return 0 }
+		}
+		srv.ConnState = connState(lim.Events, site, lim.ReadHeaderTimeout)
 	}
 	switch {
 	case lc.CertFile != "":

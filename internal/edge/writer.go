@@ -41,6 +41,8 @@ type responseWriter struct {
 	// write (SetWriteDeadline costs a runtime timer update; a profile of
 	// the reject path showed ~4% of CPU in it).
 	armedUntil time.Time
+	// writeTimedOut is set when a write hit the write deadline (slow read).
+	writeTimedOut bool
 }
 
 func (rw *responseWriter) reset(w http.ResponseWriter, writeIdle time.Duration) {
@@ -80,6 +82,9 @@ func (rw *responseWriter) Write(p []byte) (int, error) {
 	rw.deadline()
 	n, err := rw.w.Write(p)
 	rw.disarm()
+	if err != nil && isTimeoutErr(err) {
+		rw.writeTimedOut = true
+	}
 	rw.bytes += int64(n)
 	return n, err
 }

@@ -99,6 +99,11 @@ type SiteConfig struct {
 	// list is heavy on the same terms with PrefixRPS (default 100), counting
 	// only requests not already explained by heavy addresses inside it.
 	SourceRPS, PrefixRPS, SourceShare, MinRPS float64
+	// FloodRPS is the site request rate below which the share rule and
+	// the coverage rule do not apply (default 50, the detection floor): a
+	// source that is "most of the site" at a few requests a second is a
+	// visitor, not a flood.
+	FloodRPS float64
 	// RateLimitPerSecond is the budget of a RateLimit decision, shared by
 	// the whole scope (default 5 requests/s).
 	RateLimitPerSecond float64
@@ -183,7 +188,7 @@ func builtinSite() SiteConfig {
 		MaxLevel:      LevelBlock,
 		EscalateAfter: 2 * time.Second, DistressEscalateAfter: 500 * time.Millisecond,
 		HoldFor:   30 * time.Second,
-		SourceRPS: 20, PrefixRPS: 100, SourceShare: 0.1, MinRPS: 5,
+		SourceRPS: 20, PrefixRPS: 100, SourceShare: 0.1, MinRPS: 5, FloodRPS: 50,
 		RateLimitPerSecond: 5,
 		ObserveTTL:         time.Minute, RateLimitTTL: 2 * time.Minute, ChallengeTTL: 10 * time.Minute,
 		BlockTTL: 10 * time.Minute, DropTTL: 10 * time.Minute, UnderAttackTTL: 5 * time.Minute,
@@ -212,6 +217,7 @@ func (s SiteConfig) withDefaults(d SiteConfig) SiteConfig {
 	def(&s.PrefixRPS, d.PrefixRPS)
 	def(&s.SourceShare, d.SourceShare)
 	def(&s.MinRPS, d.MinRPS)
+	def(&s.FloodRPS, d.FloodRPS)
 	def(&s.RateLimitPerSecond, d.RateLimitPerSecond)
 	def(&s.ObserveTTL, d.ObserveTTL)
 	def(&s.RateLimitTTL, d.RateLimitTTL)

@@ -272,7 +272,7 @@ func (e *emitter) sources(l Level, why string) uint64 {
 	for _, u := range heavyScopes(e.in, e.cfg) {
 		covered += u.requests
 		collateral := e.in.knownGood(u.p)
-		a := effective(e.cfg, l, collateral)
+		a := effectiveFor(e.cfg, l, u.p, collateral)
 		reason := fmt.Sprintf("%s: %s sent %.0f req/s (%.0f%% of the site)", why, scopeText(u), e.in.rate(u.requests), 100*e.in.share(u.requests))
 		if a != min(l, e.cfg.MaxLevel).Action() {
 			reason += fmt.Sprintf("; challenged, not %s: %d known-good users behind it", l.Action(), collateral)
@@ -341,7 +341,12 @@ func (e *emitter) underAttack(r reading, covered uint64) {
 	if e.in.Requests > 0 {
 		coverage = float64(covered) / float64(e.in.Requests)
 	}
-	if !on && !onShadow && !r.distributed && coverage >= e.cfg.UnderAttackCoverage {
+	// Low coverage means a flood the per-source decisions miss — but only
+	// while there is a flood: after a blocked source stops, the remaining
+	// (legitimate) traffic is "uncovered" too, and must not switch the site
+	// into under-attack mode.
+	flooding := e.in.rate(e.in.Requests) >= e.cfg.FloodRPS
+	if !on && !onShadow && !r.distributed && (coverage >= e.cfg.UnderAttackCoverage || !flooding) {
 		return
 	}
 	reason := fmt.Sprintf("under-attack mode: %s; per-source decisions cover %.0f%% of requests",

@@ -19,10 +19,18 @@ type unit struct {
 }
 
 // heavy reports whether count requests are a heavy hitter's: at least
-// absRPS, or at least SourceShare of the site at MinRPS or more.
+// absRPS, or at least SourceShare of the site at MinRPS or more — the share
+// rule only while the site itself receives at least FloodRPS: once the
+// flood has stopped (or its sources are blocked), a visitor browsing at a
+// few requests a second is most of what is left, and must not become the
+// next target (found by a new user's test: a bystander at 12 req/s was
+// blocked as "100% of the site" right after the flood ended).
 func heavy(in *SiteInput, cfg *SiteConfig, count uint64, absRPS float64) bool {
 	r := in.rate(count)
-	return r >= absRPS || (in.share(count) >= cfg.SourceShare && r >= cfg.MinRPS)
+	if r >= absRPS {
+		return true
+	}
+	return in.share(count) >= cfg.SourceShare && r >= cfg.MinRPS && in.rate(in.Requests) >= cfg.FloodRPS
 }
 
 // heavyScopes returns the site's heavy sources as collateral-aware scopes,
@@ -159,6 +167,16 @@ func effective(cfg *SiteConfig, l Level, collateral int) Action {
 		return Challenge
 	}
 	return a
+}
+
+// effectiveFor is effective for a scope p: a single address that is itself
+// a known-good user (a member, a cleared or peace-time visitor) is
+// challenged, never rate limited or blocked — the user passes a challenge.
+func effectiveFor(cfg *SiteConfig, l Level, p netip.Prefix, collateral int) Action {
+	if p.Bits() == p.Addr().BitLen() && collateral >= 1 {
+		return effective(cfg, l, max(collateral, cfg.MaxBlockCollateral))
+	}
+	return effective(cfg, l, collateral)
 }
 
 // fallbackAction returns the most severe action below a that a scope with
