@@ -114,7 +114,7 @@ func New(opts Options) (*App, error) {
 		return nil, err
 	}
 	a.alerts = disp
-	m, err := newMitigation(cfg.Mitigation.Mode, store, disp.Decision, func(err error) { a.log.Error("incident timeline write failed", "err", err) })
+	m, err := newMitigation(cfg.Mitigation.Mode, store, a.log.With("component", "mitigate"), disp.Decision, func(err error) { a.log.Error("incident timeline write failed", "err", err) })
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +131,7 @@ func New(opts Options) (*App, error) {
 	}
 	a.gen = g
 	a.metrics.setSites(siteNames(cfg))
-	d, err := newDetection(cfg, disp, gdb)
+	d, err := newDetection(cfg, disp, gdb, a.log.With("component", "detect"))
 	if err != nil {
 		return nil, err
 	}

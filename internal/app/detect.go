@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"log/slog"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -47,13 +48,17 @@ func detectConfigs(cfg *config.Config) (stats.Config, detect.Config) {
 	return stats.Config{Sites: dc.StatsSites()}, dc
 }
 
-func newDetection(cfg *config.Config, sink detect.Sink, gdb *geo.DB) (*detection, error) {
+func newDetection(cfg *config.Config, sink detect.Sink, gdb *geo.DB, log *slog.Logger) (*detection, error) {
 	sc, dc := detectConfigs(cfg)
 	acc, err := stats.New(sc)
 	if err != nil {
 		return nil, err
 	}
 	var opts detect.Options
+	opts.OnEvent = func(target string, e incident.Event) {
+		// Called under the engine's lock: log only (state changes are rare).
+		log.Warn("attack state", "target", target, "kind", e.Kind, "from", string(e.From), "to", string(e.To), "message", e.Message)
+	}
 	if gdb != nil {
 		opts.Geo = func(a netip.Addr) (string, uint32) { i := gdb.Lookup(a); return i.Country, i.ASN }
 	}

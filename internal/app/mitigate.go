@@ -3,8 +3,10 @@ package app
 import (
 	"cmp"
 	"context"
+	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,7 +48,7 @@ type mitigation struct {
 	limiters sync.Map // decision id → *ratelimit.Limiter
 }
 
-func newMitigation(mode string, store incident.Backend, onDecision func(incidentID string, ev incident.Event), onErr func(error)) (*mitigation, error) {
+func newMitigation(mode string, store incident.Backend, log *slog.Logger, onDecision func(incidentID string, ev incident.Event), onErr func(error)) (*mitigation, error) {
 	m := &mitigation{set: mitigate.NewDecisionSet(0), shadow: mitigate.NewShadowLog(time.Hour, time.Minute, 0), good: newGoodness(), observe: mode == "observe"}
 	p, err := mitigate.NewPolicy(mitigate.Config{Shadow: mode == "shadow"})
 	if err != nil {
@@ -54,6 +56,7 @@ func newMitigation(mode string, store incident.Backend, onDecision func(incident
 	}
 	m.policy = p
 	m.ctl, err = mitigate.NewController(m.set, p, mitigate.ControllerOptions{OnEvent: func(site int, id string, ev incident.Event) {
+		log.Warn("mitigation decision", "site", site, "incident", id, "message", ev.Message)
 		if id == "" || store == nil {
 			return
 		}
@@ -138,7 +141,11 @@ func (f *decisionFilter) Check(r *filter.Request) filter.Verdict {
 	case mitigate.Allow:
 		return filter.Verdict{Action: filter.Bypass, Rule: d.ID, Cause: d.Reason}
 	case mitigate.Block:
-		return filter.Verdict{Action: filter.Block, Rule: d.ID, Reason: "access from your network is blocked during an attack", Cause: d.Reason, RetryAfter: time.Until(d.Expires)}
+		reason := "access from your network is blocked during an attack"
+		if strings.HasPrefix(d.Origin, "operator") {
+			reason = "access from your network is blocked"
+		}
+		return filter.Verdict{Action: filter.Block, Rule: d.ID, Reason: reason, Cause: d.Reason, RetryAfter: time.Until(d.Expires)}
 	case mitigate.Drop:
 		return filter.Verdict{Action: filter.Drop, Rule: d.ID, Cause: d.Reason}
 	case mitigate.Challenge:

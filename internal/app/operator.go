@@ -56,6 +56,7 @@ func (a *App) operatorRoutes() []api.Route {
 				return
 			}
 			a.mitigation.refresh()
+			a.log.Info("operator removed decision", "who", who(r, ""), "id", d.ID)
 			api.WriteJSON(w, http.StatusOK, d)
 		})},
 		{Pattern: "POST /api/v1/sites/{site}/under-attack", Handler: http.HandlerFunc(a.postUnderAttack)},

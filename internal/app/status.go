@@ -17,6 +17,11 @@ type SiteStatus struct {
 	// live record (vectors, peaks, attribution, timeline).
 	Incident     string             `json:"incident,omitempty"`
 	OpenIncident *incident.Incident `json:"open_incident,omitempty"`
+	// UnderAttack reports under-attack mode (everyone without clearance or
+	// standing is challenged); Decisions counts the site's active
+	// decisions by action (site-wide ones included).
+	UnderAttack bool           `json:"under_attack"`
+	Decisions   map[string]int `json:"decisions,omitempty"`
 	// FlashCrowd reports a legitimate surge being recognised.
 	FlashCrowd bool `json:"flash_crowd"`
 	// Scores are the latest detector scores (≥ 1 fires).
@@ -62,6 +67,15 @@ func (a *App) status() any {
 		if p, ok := s.Origin.(interface{ Origins() []*proxyOrigin }); ok {
 			for _, o := range p.Origins() {
 				ss.Origins = append(ss.Origins, OriginStatus{URL: o.Key, Healthy: o.Healthy(), Inflight: o.Inflight()})
+			}
+		}
+		ss.UnderAttack = a.mitigation.underAttack(i)
+		for _, d := range a.mitigation.set.List() {
+			if d.Site == i || d.Site < 0 {
+				if ss.Decisions == nil {
+					ss.Decisions = map[string]int{}
+				}
+				ss.Decisions[d.Action.String()]++
 			}
 		}
 		a.metrics.mu.RLock()
