@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/detect"
@@ -176,13 +177,36 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Summary, error) {
 	if len(opts.Files) == 0 {
 		return sum, errors.New("replay: no input files")
 	}
-	// Check every file before replaying any.
+	// Check every file before replaying any: a file that cannot be read or
+	// is in no known format is reported and skipped, not fatal to the
+	// others. The rest are replayed oldest first, by their first record's
+	// time: `replay access.log*` expands to the newest file first, and
+	// detection's clock only moves forward.
+	var fileErrs []error
+	type firstRec struct {
+		name string
+		t    int64
+	}
+	var order []firstRec
 	for _, name := range opts.Files {
 		in, err := openInput(name, &opts)
 		if err != nil {
-			return sum, err
+			fileErrs = append(fileErrs, err)
+			if opts.Diagnostics != nil {
+				fmt.Fprintf(opts.Diagnostics, "replay: skipping %s: %v\n", name, err)
+			}
+			continue
 		}
+		order = append(order, firstRec{name, firstTime(in)})
 		in.Close()
+	}
+	if len(order) == 0 {
+		return sum, errors.Join(fileErrs...)
+	}
+	sort.SliceStable(order, func(i, j int) bool { return order[i].t < order[j].t })
+	opts.Files = opts.Files[:0:0]
+	for _, f := range order {
+		opts.Files = append(opts.Files, f.name)
 	}
 
 	cfg := opts.Detect
@@ -242,8 +266,16 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Summary, error) {
 		in.Close()
 		sum.Files = append(sum.Files, fs)
 		if err != nil {
-			runErr = err
-			break
+			if ctx.Err() != nil {
+				runErr = err
+				break
+			}
+			// A damaged file (e.g. a truncated .gz) ends its own replay,
+			// not the others'.
+			fileErrs = append(fileErrs, err)
+			if opts.Diagnostics != nil {
+				fmt.Fprintf(opts.Diagnostics, "replay: %s ended early: %v\n", name, err)
+			}
 		}
 	}
 	bar.clear()
@@ -265,7 +297,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Summary, error) {
 	} else {
 		werr = sum.WriteTable(out)
 	}
-	return sum, errors.Join(runErr, sink.err(), werr)
+	return sum, errors.Join(runErr, errors.Join(fileErrs...), sink.err(), werr)
 }
 
 // fanout is the engine's sink: every incident goes to memory (for the
@@ -365,4 +397,21 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// firstTime returns the time of in's first record (Unix ns), or 0 when it
+// has none; it consumes in.
+func firstTime(in *input) int64 {
+	var req stats.Request
+	if in.log != nil {
+		if in.log.Next(&req) {
+			return req.Time
+		}
+		return 0
+	}
+	var pkt stats.Packet
+	if in.pcap != nil && in.pcap.Next(&pkt, &req) {
+		return pkt.Time
+	}
+	return 0
 }

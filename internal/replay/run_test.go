@@ -270,10 +270,14 @@ func TestRunErrors(t *testing.T) {
 		name    string
 		opts    Options
 		wantSub string
+		// replayed is set when the good file must still be replayed and
+		// reported: a bad file is skipped, not fatal to the others.
+		replayed bool
 	}{
 		{name: "no files", opts: Options{}, wantSub: "no input files"},
-		{name: "missing file", opts: Options{Files: []string{good, filepath.Join(dir, "nope.log")}}, wantSub: "nope.log"},
-		{name: "unknown format checked before replay", opts: Options{Files: []string{good, notLog}}, wantSub: "notes.txt"},
+		{name: "missing file skipped", opts: Options{Files: []string{good, filepath.Join(dir, "nope.log")}}, wantSub: "nope.log", replayed: true},
+		{name: "unknown format skipped", opts: Options{Files: []string{good, notLog}}, wantSub: "notes.txt", replayed: true},
+		{name: "only unknown format", opts: Options{Files: []string{notLog}}, wantSub: "notes.txt"},
 		{name: "data dir unusable", opts: Options{Files: []string{good}, DataDir: filepath.Join(blocker, "sub")}, wantSub: "data dir"},
 	}
 	for _, tc := range tests {
@@ -283,7 +287,11 @@ func TestRunErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.wantSub) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.wantSub)
 			}
-			if out.Len() != 0 {
+			if tc.replayed {
+				if !strings.Contains(out.String(), "ok.log") {
+					t.Errorf("the good file was not replayed and reported: %q", out.String())
+				}
+			} else if out.Len() != 0 {
 				t.Errorf("output on error: %q", out.String())
 			}
 		})
@@ -471,5 +479,38 @@ func TestRunF28(t *testing.T) {
 				t.Errorf("detected %v after the start, want within 1 s", d)
 			}
 		})
+	}
+}
+
+// TestRunOrdersFilesByFirstRecord replays rotated logs given newest first
+// (`replay access.log*` expands to access.log before access.log.1): they
+// are replayed oldest first, so detection's clock never jumps back and no
+// flood is invented from the overlap.
+func TestRunOrdersFilesByFirstRecord(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, from int) string {
+		var b strings.Builder
+		start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		for i := 0; i < 120; i++ {
+			ts := start.Add(time.Duration(from+i) * time.Second).Format("02/Jan/2006:15:04:05 -0700")
+			fmt.Fprintf(&b, "192.0.2.%d - - [%s] \"GET /p%d HTTP/1.1\" 200 512\n", i%50+1, ts, i%7)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	older, newer := write("access.log.1", 0), write("access.log", 120)
+	var out bytes.Buffer
+	sum, err := Run(context.Background(), Options{Files: []string{newer, older}}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Files) != 2 || sum.Files[0].Name != older || sum.Files[1].Name != newer {
+		t.Fatalf("replay order = %+v, want %s then %s", sum.Files, older, newer)
+	}
+	if len(sum.Incidents) != 0 {
+		t.Fatalf("%d incidents from two consecutive 1 req/s logs: %+v", len(sum.Incidents), sum.Incidents[0])
 	}
 }
