@@ -61,7 +61,7 @@ the URLs. Stop with Ctrl-C.`,
 	}
 	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "shield listener")
 	c.Flags().StringVar(&admin, "admin", "127.0.0.1:9090", "admin listener")
-	c.Flags().StringVar(&dataDir, "data-dir", "", "data directory (default: a temp dir)")
+	c.Flags().StringVar(&dataDir, "data-dir", "", "data directory (default: portcullis-demo in the system temp dir)")
 	c.Flags().StringArrayVar(&trusted, "trusted-proxy", nil, "CIDR whose X-Forwarded-For is trusted (repeatable; for load tests that simulate many sources over loopback)")
 	return c
 }

@@ -27,6 +27,15 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the e2e binary's temp dir after the run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 func portcullisBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
