@@ -69,10 +69,10 @@ func (a *attribution) addSite(t *stats.SiteSnapshot, v *SiteView) {
 		a.countries.Add(e.Key, e.Count)
 	}
 	for _, e := range t.TopASNs {
-		a.asns.Add(asnKey(e.Key), e.Count)
+		a.asns.Add(asnKey(e.Key), sure(e.Count, e.Err))
 	}
 	for _, e := range t.TopPrefixes {
-		a.prefixes.Add(e.Key.String(), e.Count)
+		a.prefixes.Add(e.Key.String(), sure(e.Count, e.Err))
 	}
 	for _, e := range t.TopPaths {
 		a.paths.Add(e.Path, e.Count)
@@ -95,19 +95,40 @@ func (a *attribution) addDest(d *stats.DestSnapshot, v *DestView, net *stats.Net
 	if d == nil || net == nil {
 		return
 	}
+	// Per tick, only the counts space-saving guarantees (Count − Err) are
+	// added: summing each tick's over-estimates made a prefix that sent one
+	// packet show 93 in an incident. The destination's own packets (its
+	// replies, when a capture has both directions) are not attack sources.
 	for _, e := range net.TopSourcePrefixes {
-		a.prefixes.Add(e.Key.String(), e.Count)
+		if e.Key.Contains(d.Dst) {
+			continue
+		}
+		if n := sure(e.Count, e.Err); n > 0 {
+			a.prefixes.Add(e.Key.String(), n)
+		}
 	}
 	if geo != nil {
 		for _, e := range net.TopSources {
+			n := sure(e.Count, e.Err)
+			if e.Key == d.Dst || n == 0 {
+				continue
+			}
 			cc, asn := geo(e.Key)
 			if cc == "" {
 				cc = "unknown"
 			}
-			a.countries.Add(cc, e.Count)
-			a.asns.Add(asnKey(asn), e.Count)
+			a.countries.Add(cc, n)
+			a.asns.Add(asnKey(asn), n)
 		}
 	}
+}
+
+// sure returns the count a space-saving entry is guaranteed to have.
+func sure(count, err uint64) uint64 {
+	if err >= count {
+		return 0
+	}
+	return count - err
 }
 
 func topCounts(t *stats.TopK[string], n int) []incident.Count {
