@@ -121,9 +121,19 @@ type resp struct {
 
 func (s *shield) do(t *testing.T, method, path string, hdr map[string]string) resp {
 	t.Helper()
+	r, err := s.try(method, path, hdr)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+// try is do without failing the test (for background requests that the
+// test may cut).
+func (s *shield) try(method, path string, hdr map[string]string) (resp, error) {
 	req, err := http.NewRequest(method, s.srv.URL+path, nil)
 	if err != nil {
-		t.Fatal(err)
+		return resp{}, err
 	}
 	for k, v := range hdr {
 		if k == "Host" {
@@ -132,16 +142,18 @@ func (s *shield) do(t *testing.T, method, path string, hdr map[string]string) re
 		}
 		req.Header.Set(k, v)
 	}
-	res, err := s.srv.Client().Do(req)
+	c := *s.srv.Client()
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	res, err := c.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return resp{}, err
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		t.Fatalf("%s %s: body: %v", method, path, err)
+		return resp{}, err
 	}
-	return resp{status: res.StatusCode, header: res.Header, body: string(b)}
+	return resp{status: res.StatusCode, header: res.Header, body: string(b)}, nil
 }
 
 // waitUntil spins (yielding, no sleep) until cond holds or 5 s pass.

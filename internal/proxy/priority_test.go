@@ -49,7 +49,13 @@ func (g *gatedOrigin) release(path string) {
 // returned channel.
 func (s *shield) async(t *testing.T, path string, hdr map[string]string) <-chan resp {
 	ch := make(chan resp, 1)
-	go func() { ch <- s.do(t, http.MethodGet, path, hdr) }()
+	go func() {
+		r, err := s.try(http.MethodGet, path, hdr)
+		if err != nil {
+			r.body = err.Error()
+		}
+		ch <- r
+	}()
 	return ch
 }
 
