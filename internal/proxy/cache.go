@@ -63,7 +63,7 @@ type Cache struct {
 }
 
 type cacheShard struct {
-	mu         sync.Mutex
+	mu         sync.RWMutex
 	m          map[string]*entry
 	head, tail *entry // most recently used first
 	n          int
@@ -79,6 +79,7 @@ type entry struct {
 	header     http.Header
 	body       []byte
 	etag       string
+	length     []string // Content-Length value, unless trailers follow
 	fetched    time.Time     // when the response arrived
 	age        time.Duration // the origin's Age at that time
 	fresh      time.Time     // fresh until
@@ -86,8 +87,14 @@ type entry struct {
 	noStale    bool          // must-revalidate / proxy-revalidate
 	pass       bool          // a marker: the key is uncacheable, do not coalesce
 	size       int64
+	bumped     atomic.Int64 // UnixNano of the last move to the LRU front
 	prev, next *entry
 }
+
+// bumpEvery is how often a hit moves its entry to the front of the LRU:
+// a hot key's hits share the read lock instead of queueing on the write
+// lock, and the LRU order is exact to this resolution.
+const bumpEvery = time.Second
 
 // passTTL is how long a key that produced an uncacheable response skips
 // coalescing (Varnish's hit-for-miss).
@@ -132,21 +139,32 @@ func (c *Cache) shardOf(key string) *cacheShard {
 }
 
 // get returns the entry under key, or nil; an entry past its stale window
-// is dropped. A hit becomes the most recently used.
+// is dropped. A hit becomes the most recently used (at most once per
+// bumpEvery).
 func (c *Cache) get(key []byte, now time.Time) *entry {
 	s := c.shard(key)
-	s.mu.Lock()
+	t := now.UnixNano()
+	s.mu.RLock()
 	e := s.m[string(key)]
-	if e != nil {
-		if now.After(e.staleUntil) {
-			c.removeLocked(s, e)
-			e = nil
-		} else if s.head != e {
-			s.unlink(e)
-			s.pushFront(e)
-		}
+	if e == nil || (!now.After(e.staleUntil) && t-e.bumped.Load() < int64(bumpEvery)) {
+		s.mu.RUnlock()
+		return e
 	}
-	s.mu.Unlock()
+	s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m[string(key)] != e {
+		return s.m[string(key)] // replaced meanwhile: the newer entry is fine
+	}
+	if now.After(e.staleUntil) {
+		c.removeLocked(s, e)
+		return nil
+	}
+	e.bumped.Store(t)
+	if s.head != e {
+		s.unlink(e)
+		s.pushFront(e)
+	}
 	return e
 }
 

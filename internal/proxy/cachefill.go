@@ -396,7 +396,8 @@ func (fw *fillWriter) entry(now time.Time) *entry {
 		delete(h, k)
 	}
 	e := &entry{key: fw.key, status: fw.status, header: h, body: fw.body, etag: h.Get("Etag"),
-		fetched: now, age: age, fresh: now.Add(fw.pol.fresh), noStale: fw.pol.noStale, size: size}
+		length: []string{strconv.Itoa(len(fw.body))}, fetched: now, age: age, fresh: now.Add(fw.pol.fresh),
+		noStale: fw.pol.noStale, size: size}
 	e.staleUntil = e.fresh
 	if !e.noStale {
 		e.staleUntil = e.fresh.Add(fw.p.cache.cfg.StaleFor)
@@ -437,20 +438,25 @@ func (p *Pool) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, now 
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	trailers := false
-	for k := range e.header {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
-			trailers = true
-			break
-		}
-	}
-	if !trailers {
+	switch {
+	case e.length != nil:
+		h["Content-Length"] = e.length
+	case !hasTrailers(e.header):
 		h["Content-Length"] = []string{strconv.Itoa(len(e.body))}
 	}
 	w.WriteHeader(e.status)
 	if r.Method != http.MethodHead {
 		w.Write(e.body)
 	}
+}
+
+func hasTrailers(h http.Header) bool {
+	for k := range h {
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // etagMatch is If-None-Match's weak comparison (RFC 9110 §13.1.2).
