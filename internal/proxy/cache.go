@@ -79,7 +79,7 @@ type entry struct {
 	header     http.Header
 	body       []byte
 	etag       string
-	length     []string // Content-Length value, unless trailers follow
+	length     []string      // Content-Length value, unless trailers follow
 	fetched    time.Time     // when the response arrived
 	age        time.Duration // the origin's Age at that time
 	fresh      time.Time     // fresh until
