@@ -111,7 +111,7 @@ func (a *App) siteChallenge(sc config.Site, index int, stages map[filter.Stage][
 		APIPaths:    []string{"/api/"},
 		HealthPaths: []string{"/healthz", "/health", "/.well-known/"},
 	})
-	stages[filter.StageAllow] = append([]filter.Filter{&standingFilter{svc: svc, good: m.good}}, stages[filter.StageAllow]...)
+	stages[filter.StageAllow] = append([]filter.Filter{&standingFilter{svc: svc, good: m.good}, &knownFilter{good: m.good}}, stages[filter.StageAllow]...)
 	stages[filter.StageChallenge] = append(stages[filter.StageChallenge], f)
 	feeds, err := a.chal.feedLimiter(sc.Name)
 	if err != nil {
@@ -136,7 +136,7 @@ func (f *standingFilter) Check(r *filter.Request) filter.Verdict {
 		return filter.Verdict{}
 	}
 	if _, ok := f.svc.VerifyStanding(r.HTTP); ok {
-		r.Member = true
+		r.Member, r.Known = true, true
 		f.good.note(r.Addr, r.Prefix, r.ASN)
 		return filter.Verdict{Action: filter.Bypass, Rule: "member-standing", Cause: "member standing"}
 	}
@@ -168,3 +168,16 @@ func memberHook(current func() *challenge.Service) func(*http.Response) error {
 }
 
 var _ = proxy.ClientHeader
+
+// knownFilter marks peace-time visitors (clients served normally before an
+// attack) so the origin proxy gives them priority; it never decides.
+type knownFilter struct{ good *goodness }
+
+func (f *knownFilter) Name() string { return "known-good" }
+
+func (f *knownFilter) Check(r *filter.Request) filter.Verdict {
+	if !r.Known && f.good.peaceTime(r.Site, r.Addr, r.Prefix) {
+		r.Known = true
+	}
+	return filter.Verdict{}
+}

@@ -305,6 +305,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = br
 	}
 
+	// Known-good clients (members, peace-time visitors) get priority and
+	// the reserved share of origin capacity.
+	if fr.Known {
+		r = r.WithContext(proxy.WithPriority(r.Context(), proxy.Critical))
+	}
 	// A stream the client already reset (HTTP/2 rapid reset) or a client
 	// that went away costs no origin round trip; it is counted below.
 	if r.Context().Err() == nil {

@@ -126,6 +126,9 @@ type Request struct {
 	Challenge bool
 	// Member is set when the request carries valid member standing.
 	Member bool
+	// Known is set for known-good clients (members and peace-time
+	// visitors): the origin proxy gives them priority and reserved capacity.
+	Known bool
 	// Method and Path (no query) of the request.
 	Method, Path string
 	// HTTP is the underlying request (headers etc.); read-only.
