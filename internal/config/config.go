@@ -154,7 +154,7 @@ type Site struct {
 	HealthCheck          HealthCheck `yaml:"health_check" doc:"active origin health checks"`
 	MaxOriginConcurrency int         `yaml:"max_origin_concurrency" doc:"maximum concurrent requests to each origin (the ceiling of the adaptive limit)" default:"512"`
 	MinOriginConcurrency int         `yaml:"min_origin_concurrency" doc:"floor of the adaptive per-origin concurrency limit, which follows origin latency and 429/503/504 answers (Gradient2 + AIMD); equal to max_origin_concurrency fixes the limit" default:"4"`
-	ReservedShare        float64     `yaml:"reserved_share" doc:"share (0-0.9) of each origin's concurrency limit only critical requests (critical routes, members) may use" default:"0.2"`
+	ReservedShare        float64     `yaml:"reserved_share" doc:"share (0-0.9) of each origin's concurrency limit only critical requests (critical routes, members) may use; 0 means the default" default:"0.2"`
 	QueueTimeout         Duration    `yaml:"queue_timeout" doc:"how long a request may wait for an origin slot (queued by priority) before 503" default:"100ms"`
 	Priorities           []Priority  `yaml:"priorities" doc:"route priorities for origin capacity: when the origins are saturated, low is shed first and only critical may use reserved_share"`
 	Cache                Cache       `yaml:"cache" doc:"micro-cache for anonymous GETs, with request coalescing and serve-stale"`
@@ -180,8 +180,7 @@ type Priority struct {
 // type or a status other than 200/301/404 never are.
 type Cache struct {
 	Enabled          *bool    `yaml:"enabled" doc:"cache anonymous GET responses and serve them stale when the origin is overloaded, erroring or down" default:"true"`
-	Micro            *bool    `yaml:"micro" doc:"also cache responses without freshness information (max-age, s-maxage, Expires) for default_ttl; false caches only what the origin marks" default:"true"`
-	DefaultTTL       Duration `yaml:"default_ttl" doc:"freshness of cacheable responses the origin does not mark" default:"1s"`
+	DefaultTTL       Duration `yaml:"default_ttl" doc:"micro-cache: freshness given to cacheable responses the origin does not mark (no max-age, s-maxage or Expires), e.g. 1s; 0s = off, only marked responses are cached" default:"0s"`
 	StaleFor         Duration `yaml:"stale_for" doc:"how long past expiry an entry is kept and served stale (origin queue timeout, 5xx, transport error, all origins ejected); never for must-revalidate" default:"10m0s"`
 	MaxEntries       int      `yaml:"max_entries" doc:"maximum cached responses per site (least recently used go first)" default:"10000"`
 	MaxBytes         ByteSize `yaml:"max_bytes" doc:"maximum bytes cached per site" default:"64MiB"`

@@ -136,11 +136,6 @@ func (c *Cache) applyDefaults() {
 		t := true
 		c.Enabled = &t
 	}
-	if c.Micro == nil {
-		t := true
-		c.Micro = &t
-	}
-	durationDefault(&c.DefaultTTL, time.Second)
 	durationDefault(&c.StaleFor, 10*time.Minute)
 	intDefault(&c.MaxEntries, 10000)
 	byteDefault(&c.MaxBytes, 64<<20)
