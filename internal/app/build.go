@@ -200,6 +200,19 @@ func (a *App) pool(g *generation, sc config.Site) (*proxy.Pool, error) {
 		HealthPath: sc.HealthCheck.Path, HealthInterval: sc.HealthCheck.Interval.D(), HealthTimeout: sc.HealthCheck.Timeout.D(),
 		UnhealthyAfter: sc.HealthCheck.UnhealthyAfter, HealthyAfter: sc.HealthCheck.HealthyAfter,
 		DialTimeout: sc.DialTimeout.D(), ResponseHeaderTimeout: sc.OriginTimeout.D(), MaxIdleConns: sc.MaxIdleConns,
+		MinConcurrency: sc.MinOriginConcurrency, ReservedShare: sc.ReservedShare, Registerer: a.reg,
+	}
+	for _, pr := range sc.Priorities {
+		prio, err := proxy.ParsePriority(pr.Priority)
+		if err != nil {
+			return nil, fmt.Errorf("site %s: %w", sc.Name, err)
+		}
+		pc.Priorities = append(pc.Priorities, proxy.RoutePriority{Prefix: pr.Path, Priority: prio})
+	}
+	if c := sc.Cache; c.Enabled != nil && *c.Enabled {
+		pc.Cache = proxy.CacheConfig{Enabled: true, DefaultTTL: c.DefaultTTL.D(), StaleFor: c.StaleFor.D(), MaxEntries: c.MaxEntries,
+			MaxBytes: int64(c.MaxBytes), MaxObjectBytes: int64(c.MaxObjectBytes),
+			IgnoreQueryOn: c.IgnoreQueryOn, KeepQuery: c.KeepQuery, AnonymousCookies: c.AnonymousCookies}
 	}
 	for _, o := range sc.Origins {
 		u, err := url.Parse(o)
