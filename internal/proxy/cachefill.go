@@ -98,6 +98,22 @@ func (p *Pool) serveCached(w http.ResponseWriter, r *http.Request, prio Priority
 
 // forward proxies r to an origin without the cache.
 func (p *Pool) forward(w http.ResponseWriter, r *http.Request, prio Priority) {
+	if prio >= Critical && (r.Method == http.MethodGet || r.Method == http.MethodHead) && (r.Body == nil || r.Body == http.NoBody) {
+		if p.forwardOnce(w, r, prio) {
+			return
+		}
+		// The origin answered 503 (overloaded): one more try after a short
+		// pause, for critical bodiless requests only (members, peace-time
+		// visitors, critical routes) — a GET is safe to repeat, a form never
+		// is.
+		t := time.NewTimer(retryPause)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
 	o, err := p.acquire(r.Context(), prio)
 	if err != nil {
 		p.writeAcquireError(w, r, err, prio)
@@ -490,3 +506,46 @@ func (p *Pool) writeAcquireError(w http.ResponseWriter, r *http.Request, err err
 }
 
 var shedCauses = [...]string{"", "origin capacity: low-priority request shed", "origin capacity: queue timeout", "origin capacity: critical request queue timeout"}
+
+// retryPause is the pause before a critical GET refused by an overloaded
+// origin is tried again.
+const retryPause = 25 * time.Millisecond
+
+// retryMark rides on a critical request's context: the origin response
+// hook sets retry when the origin answers 503, and the response is then
+// not sent to the client.
+type retryMark struct{ retry bool }
+
+type retryKey struct{}
+
+// forwardOnce proxies r once; it reports false, having written nothing,
+// when the origin answered 503 and the request should be tried again.
+func (p *Pool) forwardOnce(w http.ResponseWriter, r *http.Request, prio Priority) bool {
+	o, err := p.acquire(r.Context(), prio)
+	if err != nil {
+		p.writeAcquireError(w, r, err, prio)
+		return true
+	}
+	defer p.Release(o)
+	m := &retryMark{}
+	o.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), retryKey{}, m)))
+	return !m.retry
+}
+
+// errRetry is returned from ModifyResponse to drop an origin 503 that
+// forward will retry.
+var errRetry = errors.New("proxy: origin overloaded, retrying")
+
+// wantRetry marks resp for a retry when its request carries a retryMark and
+// the origin answered 503.
+func wantRetry(resp *http.Response) bool {
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Request == nil {
+		return false
+	}
+	m, ok := resp.Request.Context().Value(retryKey{}).(*retryMark)
+	if !ok || m.retry {
+		return false
+	}
+	m.retry = true
+	return true
+}

@@ -70,12 +70,18 @@ func (p *Pool) reverseProxy(o *Origin, classify ErrorClassifier) http.Handler {
 				pr.Out.Trailer = nil
 			},
 			ModifyResponse: func(resp *http.Response) error {
+				if wantRetry(resp) {
+					return errRetry
+				}
 				if f := p.onResp.Load(); f != nil {
 					return (*f)(resp)
 				}
 				return nil
 			},
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				if errors.Is(err, errRetry) {
+					return // forward tries again; nothing was written
+				}
 				id := r.Header.Get(RequestIDHeader)
 				if classify != nil {
 					if v, ok := classify(err); ok {
