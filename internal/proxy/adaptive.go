@@ -23,10 +23,15 @@ type AdaptiveConfig struct {
 	// (Gradient2's longWindow; default 600).
 	LongWindow int
 	// DropThreshold is the share of a window's responses that must be
-	// overload signals (429/503/504, timeouts) before the limit backs off
-	// (default 0.05): a single broken route answering 503 now and then
-	// must not pin the limit to its floor.
+	// overload signals (429/503/504, timeouts), and at least two of them,
+	// before the limit backs off (default 0.01): a single broken route
+	// answering 503 now and then must not pin the limit to its floor.
 	DropThreshold float64
+	// ProbeWindows is how many windows without an overload signal pass
+	// before the limit is raised by one above the level of the last
+	// backoff (default 20); ForgetWindows is how many such windows make
+	// the limit forget that level and grow freely again (default 100).
+	ProbeWindows, ForgetWindows int
 	// MinWindow, MaxWindow and WindowSamples shape the sample windows: a
 	// window closes after MinWindow once it holds WindowSamples samples,
 	// or after MaxWindow with any (defaults 100ms, 1s, 10).
@@ -51,7 +56,13 @@ func (c *AdaptiveConfig) defaults() {
 		c.LongWindow = 600
 	}
 	if c.DropThreshold <= 0 {
-		c.DropThreshold = 0.05
+		c.DropThreshold = 0.01
+	}
+	if c.ProbeWindows <= 0 {
+		c.ProbeWindows = 20
+	}
+	if c.ForgetWindows <= 0 {
+		c.ForgetWindows = 100
 	}
 	if c.MinWindow <= 0 {
 		c.MinWindow = 100 * time.Millisecond
@@ -71,9 +82,17 @@ func (c *AdaptiveConfig) defaults() {
 //
 //   - if more than DropThreshold of its answers were overload signals (an
 //     application server answering 503 or 429, a gateway 504, a timeout),
-//     the limit backs off multiplicatively by the success share, at least
-//     ×0.9 and at most ×0.5 per window (AIMD's multiplicative decrease,
-//     Chiu & Jain 1989, as in Netflix concurrency-limits' AIMDLimit);
+//     the limit backs off multiplicatively by the success share, at most
+//     ×0.5 per window (AIMD's multiplicative decrease, Chiu & Jain 1989,
+//     as in Netflix concurrency-limits' AIMDLimit), and at least to below
+//     the lowest in-flight count at which the origin refused: an
+//     origin with 4 workers that answers 503 to a 5th request brings a
+//     limit of 512 to 4 in one window. That level is remembered (like
+//     TCP's slow-start threshold, RFC 5681): the limit grows back to it
+//     freely but probes above it by one only every ProbeWindows clean
+//     windows (a single refusal ends a probe), until ForgetWindows clean
+//     windows forget it. A window in
+//     which half the answers are overload signals closes at once;
 //   - otherwise the Gradient2 rule of Netflix concurrency-limits
 //     (Gradient2Limit.java): the window's average RTT is compared with a
 //     long-term exponential average (the no-load estimate, decayed faster
@@ -95,9 +114,12 @@ type AdaptiveLimit struct {
 	est     float64 // the limit as a real number
 	longRTT float64 // nanoseconds
 	windows int     // windows seen (long-RTT warm-up)
+	ceiling float64 // the level of the last backoff (0 = none)
+	clean   int     // windows since the last backoff
 	start   time.Time
 	n       int
 	drops   int
+	minDrop int // lowest in-flight count of a refused request
 	sumRTT  time.Duration
 	peak    int
 }
@@ -134,15 +156,19 @@ func (l *AdaptiveLimit) Sample(now time.Time, rtt time.Duration, inflight int, d
 	l.sumRTT += rtt
 	if drop {
 		l.drops++
+		if l.minDrop == 0 || inflight < l.minDrop {
+			l.minDrop = inflight
+		}
 	}
 	l.peak = max(l.peak, inflight)
 	age := now.Sub(l.start)
-	if !(age >= l.cfg.MinWindow && l.n >= l.cfg.WindowSamples) && age < l.cfg.MaxWindow {
+	full := l.n >= l.cfg.WindowSamples
+	if !(full && (age >= l.cfg.MinWindow || 2*l.drops >= l.n)) && age < l.cfg.MaxWindow {
 		return int(l.limit.Load()), false
 	}
 	old := l.limit.Load()
 	l.update()
-	l.start, l.n, l.drops, l.sumRTT, l.peak = now, 0, 0, 0, 0
+	l.start, l.n, l.drops, l.minDrop, l.sumRTT, l.peak = now, 0, 0, 0, 0, 0
 	cur := l.limit.Load()
 	return int(cur), cur != old
 }
@@ -166,16 +192,38 @@ func (l *AdaptiveLimit) update() {
 	}
 	est := l.est
 	dropShare := float64(l.drops) / float64(l.n)
+	// Beyond the last backoff level a single refusal ends the probe.
+	overloaded := (l.drops >= 2 && dropShare > l.cfg.DropThreshold) || (l.drops > 0 && l.ceiling > 0 && est > l.ceiling)
+	if overloaded {
+		l.clean = 0
+	} else {
+		l.clean++
+		if l.clean >= l.cfg.ForgetWindows {
+			l.ceiling = 0
+		}
+	}
 	switch {
-	case dropShare > l.cfg.DropThreshold:
-		est *= max(0.5, min(0.9, 1-dropShare))
+	case overloaded:
+		est *= max(0.5, 1-dropShare)
+		if l.minDrop > 1 {
+			est = min(est, float64(l.minDrop-1))
+		}
+		l.ceiling = max(est, float64(l.cfg.Min))
 	case float64(l.peak) < est/2:
 		// App limited: no evidence about capacity above what is used.
 	default:
 		gradient := max(0.5, min(1, l.cfg.Tolerance*l.longRTT/short))
 		next := est*gradient + math.Sqrt(est)
-		if next < est {
+		switch {
+		case next < est:
 			next = est*(1-l.cfg.Smoothing) + next*l.cfg.Smoothing
+		case l.ceiling > 0 && est < l.ceiling:
+			next = min(next, l.ceiling)
+		case l.ceiling > 0:
+			next = est
+			if l.clean%l.cfg.ProbeWindows == 0 {
+				next = est + 1
+			}
 		}
 		est = next
 	}

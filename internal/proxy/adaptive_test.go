@@ -69,24 +69,28 @@ func TestAdaptiveLimit(t *testing.T) {
 			min:  4, max: 512,
 			phases: []phase{
 				{windows: 10, rtt: 5 * time.Millisecond, dropEach: 2, inflight: saturated},
-				{windows: 80, rtt: 5 * time.Millisecond, inflight: saturated},
+				{windows: 60, rtt: 5 * time.Millisecond, inflight: saturated},
+				{windows: 100, rtt: 5 * time.Millisecond, inflight: saturated},
 			},
 			check: func(t *testing.T, after []int) {
 				if after[0] != 4 {
 					t.Errorf("half the answers 503: limit %d, want the floor 4", after[0])
 				}
-				if after[1] != 512 {
-					t.Errorf("after the 503s stop: limit %d, want 512", after[1])
+				if after[1] < 5 || after[1] > 8 {
+					t.Errorf("60 clean windows after the 503s: limit %d, want a few probes above 4", after[1])
+				}
+				if after[2] != 512 {
+					t.Errorf("once the overload level is forgotten: limit %d, want 512", after[2])
 				}
 			},
 		},
 		{
 			name: "a trickle of 503s below the threshold is ignored",
 			min:  4, max: 100,
-			phases: []phase{{windows: 50, rtt: 5 * time.Millisecond, dropEach: 50, inflight: saturated}},
+			phases: []phase{{windows: 50, rtt: 5 * time.Millisecond, dropEach: 11, inflight: saturated}},
 			check: func(t *testing.T, after []int) {
 				if after[0] != 100 {
-					t.Errorf("2%% 503s: limit %d, want 100", after[0])
+					t.Errorf("one 503 a window: limit %d, want 100", after[0])
 				}
 			},
 		},
@@ -137,6 +141,58 @@ func TestAdaptiveLimitWindowNeedsSamples(t *testing.T) {
 	// MaxWindow closes it whatever the count.
 	if lim, changed := l.Sample(now.Add(time.Second), time.Millisecond, 100, true); !changed || lim != 50 {
 		t.Fatalf("after MaxWindow: limit %d changed %v, want 50 true", lim, changed)
+	}
+}
+
+// TestAdaptiveLimitFindsCapacity models an application server with 4
+// workers that answers 503 to a 5th concurrent request (the live-flood
+// origin of issue 4): one window takes the limit from 512 to 4, and
+// afterwards it stays within two of the capacity, probing above it only
+// now and then.
+func TestAdaptiveLimitFindsCapacity(t *testing.T) {
+	tests := []struct {
+		name     string
+		capacity int
+		windows  int
+		maxDrops float64 // share of all answers
+	}{
+		{name: "4 workers", capacity: 4, windows: 300, maxDrops: 0.02},
+		{name: "40 workers", capacity: 40, windows: 300, maxDrops: 0.02},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewAdaptiveLimit(AdaptiveConfig{Min: 2, Max: 512})
+			now := time.Unix(0, 0)
+			drops, n := 0, 0
+			lo, hi := 512, 0
+			for w := range tt.windows {
+				// One window: requests start at every in-flight count up
+				// to the limit.
+				k := max(20, l.Limit())
+				for i := range k {
+					now = now.Add(100 * time.Millisecond / time.Duration(k))
+					inflight := 1 + i%l.Limit()
+					drop := inflight > tt.capacity
+					if drop {
+						drops++
+					}
+					n++
+					l.Sample(now, 4*time.Millisecond, inflight, drop)
+				}
+				if w == 0 && l.Limit() != tt.capacity {
+					t.Fatalf("after the first window: limit %d, want %d", l.Limit(), tt.capacity)
+				}
+				if w > 0 {
+					lo, hi = min(lo, l.Limit()), max(hi, l.Limit())
+				}
+			}
+			if lo < tt.capacity-2 || hi > tt.capacity+2 {
+				t.Errorf("limit ranged %d..%d, want within two of %d", lo, hi, tt.capacity)
+			}
+			if share := float64(drops) / float64(n); share > tt.maxDrops {
+				t.Errorf("%.1f%% of answers were 503s, want ≤ %.0f%%", 100*share, 100*tt.maxDrops)
+			}
+		})
 	}
 }
 
