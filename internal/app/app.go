@@ -140,6 +140,7 @@ func New(opts Options) (*App, error) {
 	}
 	a.detect = d
 	d.mit = m
+	d.onTick = a.adaptDifficulty
 	a.handler = edge.NewHandler(g.rt, &observer{m: a.metrics, next: d.acc.ObserveRequest, good: m.good, attack: d.attack}, a.log.With("component", "edge"))
 	if gdb != nil {
 		gc := &geoCache{db: gdb}

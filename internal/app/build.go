@@ -97,7 +97,7 @@ func (a *App) build(cfg *config.Config) (*generation, error) {
 			}
 		}
 		stages[filter.StageDeny] = append([]filter.Filter{&decisionFilter{m: a.mitigation}}, stages[filter.StageDeny]...)
-		svc, err := a.siteChallenge(sc, i, stages)
+		svc, err := a.siteChallenge(cfg, sc, i, stages)
 		if err != nil {
 			return nil, err
 		}
@@ -118,7 +118,7 @@ func (a *App) build(cfg *config.Config) (*generation, error) {
 		}
 		site.Origin = pool
 		idx := i
-		pool.SetResponseHook(memberHook(func() *challenge.Service { return a.currentChallenge(idx) }))
+		pool.SetResponseHook(memberHook(cfg.Challenge.MemberHeader, func() *challenge.Service { return a.currentChallenge(idx) }))
 		rt.Sites = append(rt.Sites, site)
 		for _, h := range sc.Hosts {
 			if h == "*" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,7 +15,10 @@ import (
 
 	"github.com/portcullis/portcullis/internal/challenge"
 	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/detect"
 	"github.com/portcullis/portcullis/internal/filter"
+	"github.com/portcullis/portcullis/internal/incident"
+	"github.com/portcullis/portcullis/internal/netset"
 	"github.com/portcullis/portcullis/internal/proxy"
 	"github.com/portcullis/portcullis/internal/ratelimit"
 )
@@ -91,15 +95,28 @@ func (a *App) initChallenge(cfg *config.Config, reg prometheus.Registerer) error
 // else), the challenge filter (challenge stage: under-attack mode or a
 // challenge decision), the chain's challenge writer, the shield endpoints
 // under /.portcullis/, and the member-standing hook on origin responses.
-func (a *App) siteChallenge(sc config.Site, index int, stages map[filter.Stage][]filter.Filter) (*challenge.Service, error) {
-	svc, err := challenge.New(challenge.Options{
+func (a *App) siteChallenge(cfg *config.Config, sc config.Site, index int, stages map[filter.Stage][]filter.Filter) (*challenge.Service, error) {
+	opts := challenge.Options{
 		Site: sc.Name, Keys: a.chal.keys, State: a.chal.state, Metrics: a.chal.metrics,
-		Logger:   a.log.With("component", "challenge", "site", sc.Name),
-		Brand:    challenge.Brand{SiteName: sc.Name},
-		OnFailed: func(addr netip.Addr) { a.mitigation.challengeFailed(index, addr) },
-	})
+		Logger:     a.log.With("component", "challenge", "site", sc.Name),
+		Brand:      challenge.Brand{SiteName: sc.Name},
+		OnFailed:   func(addr netip.Addr) { a.mitigation.challengeFailed(index, addr) },
+		Difficulty: cfg.Challenge.Difficulty,
+	}
+	if cfg.Challenge.JWTCookie != "" {
+		key, err := os.ReadFile(cfg.Challenge.JWTKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("challenge: jwt key: %w", err)
+		}
+		opts.JWT = challenge.JWTOptions{Cookie: cfg.Challenge.JWTCookie, Key: []byte(strings.TrimSpace(string(key)))}
+	}
+	svc, err := challenge.New(opts)
 	if err != nil {
 		return nil, err
+	}
+	var crawlers *netset.Set
+	if len(cfg.Challenge.VerifiedCrawlers) > 0 {
+		crawlers = netset.New(prefixes(cfg.Challenge.VerifiedCrawlers)...)
 	}
 	m := a.mitigation
 	f := challenge.NewFilter(svc, challenge.FilterOptions{
@@ -108,8 +125,9 @@ func (a *App) siteChallenge(sc config.Site, index int, stages map[filter.Stage][
 		ShouldChallenge: func(r *filter.Request) bool {
 			return r.Challenge || (m.underAttack(r.Site) && !m.good.peaceTime(r.Site, r.Addr, r.Prefix))
 		},
-		APIPaths:    []string{"/api/"},
-		HealthPaths: []string{"/healthz", "/health", "/.well-known/"},
+		APIPaths:         []string{"/api/"},
+		HealthPaths:      []string{"/healthz", "/health", "/.well-known/"},
+		VerifiedCrawlers: crawlers,
 	})
 	stages[filter.StageAllow] = append([]filter.Filter{&standingFilter{svc: svc, good: m.good}, &knownFilter{good: m.good}}, stages[filter.StageAllow]...)
 	stages[filter.StageChallenge] = append(stages[filter.StageChallenge], f)
@@ -146,13 +164,14 @@ func (f *standingFilter) Check(r *filter.Request) filter.Verdict {
 // memberHook returns the origin-response hook of a site: a response that
 // carries the member header (the origin marks a login) gets a standing
 // cookie; the header never reaches the client.
-func memberHook(current func() *challenge.Service) func(*http.Response) error {
+func memberHook(header string, current func() *challenge.Service) func(*http.Response) error {
+	header = http.CanonicalHeaderKey(header)
 	return func(resp *http.Response) error {
-		id := resp.Header.Get(challenge.DefaultMemberHeader)
-		if _, ok := resp.Header[challenge.DefaultMemberHeader]; !ok {
+		id := resp.Header.Get(header)
+		if _, ok := resp.Header[header]; !ok {
 			return nil
 		}
-		resp.Header.Del(challenge.DefaultMemberHeader)
+		resp.Header.Del(header)
 		svc := current()
 		if id == "" || svc == nil || resp.Request == nil {
 			return nil
@@ -180,4 +199,35 @@ func (f *knownFilter) Check(r *filter.Request) filter.Verdict {
 		r.Known = true
 	}
 	return filter.Verdict{}
+}
+
+// attackDifficultyBits is added to the configured proof-of-work difficulty
+// while a site is under attack: each solve costs a flooding client about
+// 16× more, while a visitor's browser still solves it in a few seconds
+// (see internal/challenge's solve-time table).
+const attackDifficultyBits = 4
+
+// adaptDifficulty sets each site's challenge difficulty from its attack
+// state: the configured bits in peace time, more while suspected or under
+// attack.
+func (a *App) adaptDifficulty(targets []detect.TargetStatus) {
+	a.mu.Lock()
+	g := a.gen
+	a.mu.Unlock()
+	if g == nil {
+		return
+	}
+	base := g.cfg.Challenge.Difficulty
+	for _, t := range targets {
+		if t.Site < 0 || t.Site >= len(g.challenges) {
+			continue
+		}
+		bits := base
+		if t.State == incident.StateAttack || t.State == incident.StateSuspected {
+			bits = min(base+attackDifficultyBits, 24)
+		}
+		if g.challenges[t.Site].Difficulty() != bits {
+			g.challenges[t.Site].SetDifficulty(bits)
+		}
+	}
 }

@@ -24,6 +24,9 @@ type detection struct {
 	tick time.Duration
 	// mit receives every tick's results (nil: detection only).
 	mit *mitigation
+	// onTick, when set, sees every tick's target states (challenge
+	// difficulty follows the attack state).
+	onTick func([]detect.TargetStatus)
 	// attack[i] is true while site i is not in the normal state (peace-time
 	// visitors are only learned in peace time).
 	attack []atomic.Bool
@@ -95,6 +98,9 @@ func (d *detection) run(ctx context.Context) {
 			}
 			if d.mit != nil {
 				d.mit.step(now, snap, d.tick, targets)
+			}
+			if d.onTick != nil {
+				d.onTick(targets)
 			}
 		}
 	}

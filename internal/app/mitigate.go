@@ -130,7 +130,7 @@ func (f *decisionFilter) Check(r *filter.Request) filter.Verdict {
 	uah := mitigate.FingerprintHash(ua)
 	if set.HasShadow() {
 		if d, ok := set.LookupShadow(r.Site, r.Addr, r.ASN, r.Country, r.Path, uah); ok {
-			f.m.shadow.RecordShadowHit(d, false, time.Now())
+			f.m.shadow.RecordShadowHit(d, r.Member, time.Now())
 		}
 	}
 	d, ok := set.Lookup(r.Site, r.Addr, r.ASN, r.Country, r.Path, uah)

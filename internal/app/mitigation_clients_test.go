@@ -5,6 +5,7 @@ package app
 // one page load), F24 (feed readers), F25 (crawlers) and F27 (no cookies).
 
 import (
+	"github.com/portcullis/portcullis/internal/config"
 	"net/http"
 	"strconv"
 	"strings"
@@ -119,9 +120,22 @@ func TestF25_CrawlersUnderAttack(t *testing.T) {
 		})
 	}
 	t.Run("Googlebot from a verified crawler range", func(t *testing.T) {
-		t.Skip("BUG: no configuration names verified crawler ranges: challenge.FilterOptions.VerifiedCrawlers exists but " +
-			"internal/config has no field for it and internal/app does not wire it, so a crawler from its published range is " +
-			"challenged in under-attack mode like anyone else (HANDED F25 steps 2-3)")
+		// 127.0.0.66 stands in for a published crawler range (HANDED F25).
+		vs := startDemoShield(t, "", func(c *config.Config) {
+			c.Challenge.VerifiedCrawlers = []config.Prefix{mustPrefix(t, "127.0.0.66/32")}
+		})
+		vs.underAttack(t, true)
+		crawler := clientFrom(t, "127.0.0.66")
+		for _, ua := range []string{googlebotUA, "Mozilla/5.0 (compatible; Google-InspectionTool/1.0;)"} {
+			r := hGet(crawler, vs.URL+"/about", "User-Agent", ua, "Accept", browserAccept)
+			if r.Status != http.StatusOK || !strings.Contains(r.Body, "<h1") {
+				t.Errorf("%s from the verified range: status %d, want 200 with the real page", ua, r.Status)
+			}
+		}
+		// The same UA from elsewhere is an ordinary client.
+		if r := hGet(clientFrom(t, "127.0.0.2"), vs.URL+"/about", "User-Agent", googlebotUA, "Accept", browserAccept); r.Status < 300 {
+			t.Errorf("Googlebot UA from 127.0.0.2: status %d, want the challenge", r.Status)
+		}
 	})
 }
 

@@ -33,8 +33,19 @@ type Config struct {
 	Detect Detect `yaml:"detect" doc:"attack detection tuning"`
 	// Mitigation sets how the shield reacts to detected attacks.
 	Mitigation Mitigation `yaml:"mitigation" doc:"automatic mitigation (escalation ladder)"`
+	// Challenge configures the browser check and member standing.
+	Challenge Challenge `yaml:"challenge" doc:"browser challenge, verified crawlers and member standing"`
 	// Alerts tells the staff about incidents.
 	Alerts Alerts `yaml:"alerts" doc:"incident alerts: webhooks (generic JSON, Slack) and e-mail"`
+}
+
+// Challenge configures the challenge stage and member standing.
+type Challenge struct {
+	VerifiedCrawlers []Prefix `yaml:"verified_crawlers" doc:"published crawler ranges (e.g. Googlebot's) that are never challenged"`
+	MemberHeader     string   `yaml:"member_header" doc:"origin response header that marks a member login (its value is the member id); removed before the client" default:"X-Portcullis-Member"`
+	JWTCookie        string   `yaml:"jwt_cookie" doc:"cookie holding the origin's session JWT (HS256), accepted as member standing"`
+	JWTKeyFile       string   `yaml:"jwt_key_file" doc:"file holding the HS256 key (≥32 bytes) of jwt_cookie"`
+	Difficulty       int      `yaml:"difficulty" doc:"proof-of-work bits in peace time; raised automatically during an attack (8..24)" default:"14"`
 }
 
 // Alerts configures incident alerts (opened, escalation, closed).

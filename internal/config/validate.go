@@ -113,6 +113,10 @@ func (c *Config) ApplyDefaults() {
 	if c.Mitigation.Mode == "" {
 		c.Mitigation.Mode = "enforce"
 	}
+	if c.Challenge.MemberHeader == "" {
+		c.Challenge.MemberHeader = "X-Portcullis-Member"
+	}
+	intDefault(&c.Challenge.Difficulty, 14)
 	durationDefault(&c.Alerts.EscalationInterval, time.Minute)
 	intDefault(&c.Alerts.EscalationsPerHour, 20)
 	if c.Alerts.MinPrefixShare == 0 {
@@ -281,6 +285,19 @@ func (c *Config) validate(file string, f *ast.File) error {
 	}
 	if lv := strings.ToLower(c.Log.Level); lv != "debug" && lv != "info" && lv != "warn" && lv != "error" {
 		v.add("log.level", "must be debug, info, warn or error")
+	}
+	if d := c.Challenge.Difficulty; d < 8 || d > 24 {
+		v.add("challenge.difficulty", "must be between 8 and 24 bits, got %d", d)
+	}
+	if (c.Challenge.JWTCookie == "") != (c.Challenge.JWTKeyFile == "") {
+		v.add("challenge.jwt_key_file", "jwt_cookie and jwt_key_file go together")
+	}
+	if f := c.Challenge.JWTKeyFile; f != "" {
+		if b, err := os.ReadFile(f); err != nil {
+			v.add("challenge.jwt_key_file", "cannot read: %v", err)
+		} else if len(strings.TrimSpace(string(b))) < 32 {
+			v.add("challenge.jwt_key_file", "the HS256 key must be at least 32 bytes (RFC 7518 §3.2)")
+		}
 	}
 	for i, w := range c.Alerts.Webhooks {
 		p := fmt.Sprintf("alerts.webhooks[%d]", i)
