@@ -69,6 +69,10 @@ type cacheShard struct {
 	n          int
 	size       int64
 	fills      map[string]*fill
+	// pass marks keys whose last response was uncacheable (expiry). It is
+	// kept apart from the entries so that a flood of uncacheable URLs
+	// cannot evict stored pages (and their stale copies).
+	pass map[string]time.Time
 }
 
 // entry is one stored response. Fields other than the LRU links never
@@ -85,7 +89,6 @@ type entry struct {
 	fresh      time.Time     // fresh until
 	staleUntil time.Time     // kept (and servable stale) until
 	noStale    bool          // must-revalidate / proxy-revalidate
-	pass       bool          // a marker: the key is uncacheable, do not coalesce
 	size       int64
 	bumped     atomic.Int64 // UnixNano of the last move to the LRU front
 	prev, next *entry
@@ -94,7 +97,7 @@ type entry struct {
 // bumpEvery is how often a hit moves its entry to the front of the LRU:
 // a hot key's hits share the read lock instead of queueing on the write
 // lock, and the LRU order is exact to this resolution.
-const bumpEvery = time.Second
+const bumpEvery = 100 * time.Millisecond
 
 // passTTL is how long a key that produced an uncacheable response skips
 // coalescing (Varnish's hit-for-miss).
@@ -123,8 +126,39 @@ func NewCache(cfg CacheConfig, now func() time.Time) (*Cache, error) {
 	for i := range c.shards {
 		c.shards[i].m = map[string]*entry{}
 		c.shards[i].fills = map[string]*fill{}
+		c.shards[i].pass = map[string]time.Time{}
 	}
 	return c, nil
+}
+
+// passed reports whether key is marked uncacheable at now.
+func (c *Cache) passed(key []byte, now time.Time) bool {
+	s := c.shard(key)
+	s.mu.RLock()
+	until, ok := s.pass[string(key)]
+	s.mu.RUnlock()
+	return ok && now.Before(until)
+}
+
+// markPass records that key's responses are uncacheable for passTTL. The
+// markers of a shard are bounded like its entries; a full set drops an
+// arbitrary marker (expired ones first).
+func (c *Cache) markPass(key string, now time.Time) {
+	s := c.shardOf(key)
+	maxN := max(1, c.cfg.MaxEntries/cacheShards)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.pass[key]; !ok && len(s.pass) >= maxN {
+		victim := ""
+		for k, until := range s.pass {
+			victim = k
+			if now.After(until) {
+				break
+			}
+		}
+		delete(s.pass, victim)
+	}
+	s.pass[key] = now.Add(passTTL)
 }
 
 // Len returns the number of entries and the bytes they hold.
@@ -175,6 +209,7 @@ func (c *Cache) put(e *entry) {
 	maxN := max(1, c.cfg.MaxEntries/cacheShards)
 	maxB := max(c.cfg.MaxObjectBytes, c.cfg.MaxBytes/cacheShards)
 	s.mu.Lock()
+	delete(s.pass, e.key)
 	if old := s.m[e.key]; old != nil {
 		c.removeLocked(s, old)
 	}

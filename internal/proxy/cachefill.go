@@ -43,18 +43,22 @@ func (p *Pool) serveCached(w http.ResponseWriter, r *http.Request, prio Priority
 	key, query, rewrite := c.appendKey((*kb)[:0], r)
 	now := p.now()
 	e := c.get(key, now)
-	if e != nil && !e.pass && !now.After(e.fresh) {
+	if e != nil && !now.After(e.fresh) {
 		*kb = key
 		keyBufs.Put(kb)
 		p.cacheResult(resultHit)
 		p.serveEntry(w, r, e, now, cacheHit)
 		return
 	}
-	ks := string(key)
+	passed := c.passed(key, now)
+	ks := ""
+	if !passed {
+		ks = string(key)
+	}
 	*kb = key
 	keyBufs.Put(kb)
 	switch {
-	case e != nil && e.pass:
+	case passed:
 		p.cacheResult(resultPass)
 		p.forward(w, r, prio)
 		return
@@ -82,7 +86,7 @@ func (p *Pool) serveCached(w http.ResponseWriter, r *http.Request, prio Priority
 	now = p.now()
 	switch f.outcome {
 	case fillStored:
-		if e := c.get([]byte(ks), now); e != nil && !e.pass {
+		if e := c.get([]byte(ks), now); e != nil {
 			p.serveEntry(w, r, e, now, cacheHit)
 			return
 		}
@@ -419,12 +423,6 @@ func (fw *fillWriter) entry(now time.Time) *entry {
 		e.staleUntil = e.fresh.Add(fw.p.cache.cfg.StaleFor)
 	}
 	return e
-}
-
-// markPass records that key's responses are uncacheable for passTTL.
-func (c *Cache) markPass(key string, now time.Time) {
-	until := now.Add(passTTL)
-	c.put(&entry{key: key, pass: true, fresh: until, staleUntil: until, size: int64(len(key) + 128)})
 }
 
 // serveEntry writes e to the client with Age (RFC 9111 §5.1) and

@@ -64,7 +64,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		queued: prometheus.NewDesc("portcullis_proxy_queued_requests",
 			"Requests waiting in a site's deadline queue for an origin slot.", []string{"site"}, nil),
 		entries: prometheus.NewDesc("portcullis_proxy_cache_entries",
-			"Entries in a site's micro-cache (fresh, stale and uncacheable markers).", []string{"site"}, nil),
+			"Responses in a site's micro-cache (fresh or kept for serve-stale).", []string{"site"}, nil),
 		size: prometheus.NewDesc("portcullis_proxy_cache_size_bytes",
 			"Bytes held by a site's micro-cache (bodies and headers).", []string{"site"}, nil),
 		pools: map[*Pool]uint64{},

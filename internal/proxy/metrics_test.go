@@ -44,7 +44,7 @@ func TestMetrics(t *testing.T) {
 		{name: "shed", metric: "portcullis_proxy_shed_total", labels: []string{"site=www", "priority=low", "reason=queue_timeout"}, want: 1},
 		{name: "miss", metric: "portcullis_proxy_cache_requests_total", labels: []string{"site=www", "result=miss"}, want: 1},
 		{name: "bypass", metric: "portcullis_proxy_cache_requests_total", labels: []string{"site=www", "result=bypass"}, want: 1},
-		{name: "entries: the no-store pass marker", metric: "portcullis_proxy_cache_entries", labels: []string{"site=www"}, want: 1},
+		{name: "entries: no-store is not stored", metric: "portcullis_proxy_cache_entries", labels: []string{"site=www"}, want: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
