@@ -376,7 +376,14 @@ func (fw *fillWriter) complete(r *http.Request, stale *entry) {
 	c, now := fw.p.cache, fw.p.now()
 	switch mode {
 	case modePending:
-		// The proxy wrote nothing (the client left).
+		// The proxy wrote nothing: never let that become an empty 200.
+		c.finish(fw.key, fw.f, fillFailed)
+		if stale != nil {
+			fw.p.cacheResult(resultStale)
+			fw.p.serveEntry(fw.w, r, stale, now, cacheStale)
+			return
+		}
+		filter.WriteVerdict(fw.w, r, r.Header.Get(RequestIDHeader), originErrorVerdict)
 	case modeHolding:
 		c.finish(fw.key, fw.f, fillFailed)
 		fw.p.cacheResult(resultStale)
