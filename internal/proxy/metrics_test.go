@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -146,3 +147,27 @@ type discardWriter struct {
 func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) WriteHeader(code int)        { d.status = code }
 func (d *discardWriter) Write(b []byte) (int, error) { return io.Discard.Write(b) }
+
+// BenchmarkAcquireRelease measures taking and freeing an origin slot (the
+// admission path every proxied request pays).
+//
+//	go test ./internal/proxy -run '^$' -bench AcquireRelease -benchtime=1s -benchmem
+func BenchmarkAcquireRelease(b *testing.B) {
+	u, _ := url.Parse("http://127.0.0.1:1")
+	p, err := NewPool(PoolConfig{Site: "www", Origins: []*url.URL{u, u}, MaxConcurrency: 512, MinConcurrency: 4, ReservedShare: 0.2}, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			o, err := p.acquire(ctx, Normal)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p.Release(o)
+		}
+	})
+}
