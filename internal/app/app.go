@@ -254,6 +254,7 @@ func (a *App) Run(ctx context.Context) error {
 	go a.detect.run(reloadCtx)
 	go a.chal.keys.Run(reloadCtx)
 	go a.alerts.Run(ctx)
+	go a.retention(reloadCtx)
 
 	var runErr error
 	select {
@@ -393,6 +394,32 @@ func (a *App) watchReload(ctx context.Context, fw *fsnotify.Watcher) {
 		case <-debounce:
 			a.log.Info("config file changed: reloading")
 			a.Reload(ctx)
+		}
+	}
+}
+
+// retention deletes closed incidents older than log.retention_days, at
+// start and every hour (visits to a party's site can reveal political
+// opinion: the record is kept only as long as configured).
+func (a *App) retention(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		a.mu.Lock()
+		days := a.gen.cfg.Log.RetentionDays
+		a.mu.Unlock()
+		if days > 0 {
+			n, err := a.store.Prune(ctx, time.Now().AddDate(0, 0, -days))
+			if err != nil {
+				a.log.Error("incident retention", "err", err)
+			} else if n > 0 {
+				a.log.Info("incident retention: deleted closed incidents", "count", n, "older_than_days", days)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }
