@@ -228,7 +228,7 @@ type Log struct {
 	Level           string `yaml:"level" doc:"debug | info | warn | error" default:"info"`
 	ShieldPerSecond int    `yaml:"shield_per_second" doc:"shield responses logged per second before sampling kicks in" default:"50"`
 	SampleEvery     int    `yaml:"sample_every" doc:"beyond the per-second budget, log one shield response in N" default:"1000"`
-	RetentionDays   int    `yaml:"retention_days" doc:"days closed incidents are kept in the store (pruned hourly); 0 keeps them" default:"30"`
+	RetentionDays   int    `yaml:"retention_days" doc:"days closed incidents are kept in the store (pruned at start and hourly)" default:"30"`
 }
 
 // Detect tunes detection.
