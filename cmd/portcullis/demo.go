@@ -85,6 +85,16 @@ func demoConfig(listen, admin, origin, dataDir string, trusted []string) (*confi
 		Sites: []config.Site{{
 			Name: "campaign", Origins: []string{origin},
 			Routes: []config.Route{{Path: "/upload", MaxBodyBytes: 256 << 20}},
+			// Logins, donations and volunteer tools keep origin capacity
+			// when it is scarce; search is shed first.
+			Priorities: []config.Priority{
+				{Path: "/login", Priority: "critical"}, {Path: "/donate", Priority: "critical"},
+				{Path: "/volunteer", Priority: "critical"}, {Path: "/account", Priority: "critical"},
+				{Path: "/search", Priority: "low"},
+			},
+			// A one-second micro-cache for anonymous pages the origin does
+			// not mark; stale copies answer when the origin is overloaded.
+			Cache: config.Cache{DefaultTTL: config.Duration(time.Second)},
 			Rules: config.Rules{RateLimits: []config.RateLimit{
 				{Name: "per-address", Key: "address", Rate: config.RateSpec{Count: 600, Period: time.Minute}, Burst: 60},
 				{Name: "per-prefix", Key: "prefix", Rate: config.RateSpec{Count: 3000, Period: time.Minute}, Burst: 300},
