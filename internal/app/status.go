@@ -33,6 +33,8 @@ type OriginStatus struct {
 	URL      string `json:"url"`
 	Healthy  bool   `json:"healthy"`
 	Inflight int64  `json:"inflight"`
+	// Limit is the origin's current adaptive concurrency limit.
+	Limit int `json:"concurrency_limit"`
 }
 
 // Status is the /api/v1/status document.
@@ -66,7 +68,7 @@ func (a *App) status() any {
 		}
 		if p, ok := s.Origin.(interface{ Origins() []*proxyOrigin }); ok {
 			for _, o := range p.Origins() {
-				ss.Origins = append(ss.Origins, OriginStatus{URL: o.Key, Healthy: o.Healthy(), Inflight: o.Inflight()})
+				ss.Origins = append(ss.Origins, OriginStatus{URL: o.Key, Healthy: o.Healthy(), Inflight: o.Inflight(), Limit: o.Limit()})
 			}
 		}
 		ss.UnderAttack = a.mitigation.underAttack(i)
