@@ -227,7 +227,15 @@ func (p *Pool) acquire(ctx context.Context, prio Priority) (*Origin, error) {
 	p.queued++
 	p.mu.Unlock()
 
-	w.timer.Reset(p.cfg.QueueTimeout)
+	// Critical requests (critical routes, members, peace-time visitors)
+	// wait up to criticalQueueFactor × QueueTimeout: half a second's wait
+	// beats a 503 for someone donating or logging in, and they are served
+	// first anyway.
+	timeout := p.cfg.QueueTimeout
+	if prio >= Critical {
+		timeout *= criticalQueueFactor
+	}
+	w.timer.Reset(timeout)
 	var err error
 	select {
 	case o := <-w.ready:
@@ -317,3 +325,6 @@ func (p *Pool) dispatch() {
 	p.dispatchLocked()
 	p.mu.Unlock()
 }
+
+// criticalQueueFactor stretches the queue timeout of critical requests.
+const criticalQueueFactor = 5
