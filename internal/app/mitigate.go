@@ -270,18 +270,33 @@ func (g *goodness) peaceTime(site int, addr netip.Addr, prefix netip.Prefix) boo
 	return !ok || !first.After(alerted.Add(-peaceMargin))
 }
 
-// KnownGood implements mitigate.Goodness: known-good users inside p.
+// KnownGood implements mitigate.Goodness: known-good users inside p —
+// clients first seen at least peaceMargin before detection last raised an
+// alert, so the flood's own first requests, served before detection, do
+// not shield their prefix (found by a new user's attack run).
 func (g *goodness) KnownGood(p netip.Prefix) int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if e := g.prefixes[p]; e != nil {
-		return len(e.addrs)
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	var cutoff time.Time
+	for _, t := range g.alerted {
+		if t.After(cutoff) {
+			cutoff = t
+		}
 	}
+	good := func(first time.Time) bool { return cutoff.IsZero() || !first.After(cutoff.Add(-peaceMargin)) }
 	n := 0
+	if e := g.prefixes[p]; e != nil {
+		for _, first := range e.addrs {
+			if good(first) {
+				n++
+			}
+		}
+		return n
+	}
 	for q, e := range g.prefixes {
 		if p.Overlaps(q) {
-			for a := range e.addrs {
-				if p.Contains(a) {
+			for a, first := range e.addrs {
+				if p.Contains(a) && good(first) {
 					n++
 				}
 			}

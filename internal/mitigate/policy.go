@@ -391,7 +391,9 @@ func (e *emitter) relax() {
 				e.drop(base)
 				continue
 			}
-			want = effective(e.cfg, l, d.EstimatedCollateral)
+			// As on the way up: a known-good single address stays
+			// challenged, never steps down to a rate limit.
+			want = effectiveFor(e.cfg, l, d.Prefix, d.EstimatedCollateral)
 		default:
 			continue
 		}
