@@ -177,7 +177,6 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.gen.newPools = nil
 
-	rt := a.gen.rt
 	lim := edge.ServerLimits{
 		ReadHeaderTimeout: cfg.Limits.ReadHeaderTimeout.D(), IdleTimeout: cfg.Limits.IdleTimeout.D(),
 		MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes), MaxConns: cfg.Limits.MaxConns, MaxConnsPerClient: cfg.Limits.MaxConnsPerClient,
@@ -194,7 +193,6 @@ func (a *App) Run(ctx context.Context) error {
 			}
 		},
 	}
-	_ = rt
 	var servers []*edge.Server
 	var addrs []net.Addr
 	for _, lc := range cfg.Listeners {

@@ -19,7 +19,6 @@ import (
 	"github.com/portcullis/portcullis/internal/filter"
 	"github.com/portcullis/portcullis/internal/incident"
 	"github.com/portcullis/portcullis/internal/netset"
-	"github.com/portcullis/portcullis/internal/proxy"
 	"github.com/portcullis/portcullis/internal/ratelimit"
 )
 
@@ -186,7 +185,6 @@ func memberHook(header string, current func() *challenge.Service) func(*http.Res
 	}
 }
 
-var _ = proxy.ClientHeader
 
 // knownFilter marks peace-time visitors (clients served normally before an
 // attack) so the origin proxy gives them priority; it never decides.

@@ -2,7 +2,6 @@ package app
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/portcullis/portcullis/internal/api"
 	"github.com/portcullis/portcullis/internal/filter"
-	"github.com/portcullis/portcullis/internal/incident"
 	"github.com/portcullis/portcullis/internal/mitigate"
 )
 
@@ -276,5 +274,3 @@ func (x *explainRing) get(id string) (Explanation, bool) {
 	return Explanation{}, false
 }
 
-var _ = errors.New
-var _ = incident.StateAttack
