@@ -185,7 +185,6 @@ func memberHook(header string, current func() *challenge.Service) func(*http.Res
 	}
 }
 
-
 // knownFilter marks peace-time visitors (clients served normally before an
 // attack) so the origin proxy gives them priority; it never decides.
 type knownFilter struct{ good *goodness }

@@ -273,4 +273,3 @@ func (x *explainRing) get(id string) (Explanation, bool) {
 	}
 	return Explanation{}, false
 }
-
