@@ -126,8 +126,10 @@ func (f *decisionFilter) Check(r *filter.Request) filter.Verdict {
 	if set.Len() == 0 {
 		return filter.Verdict{}
 	}
-	ua := r.HTTP.Header.Get("User-Agent")
-	uah := mitigate.FingerprintHash(ua)
+	var uah uint64
+	if set.HasFingerprint() {
+		uah = mitigate.FingerprintHash(r.HTTP.Header.Get("User-Agent"))
+	}
 	if set.HasShadow() {
 		if d, ok := set.LookupShadow(r.Site, r.Addr, r.ASN, r.Country, r.Path, uah); ok {
 			f.m.shadow.RecordShadowHit(d, r.Member, time.Now())

@@ -8,7 +8,6 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -200,5 +199,3 @@ func (ci *connInfo) noteReset(now time.Time, budget int) bool {
 	}
 	return false
 }
-
-var errClosed = errors.New("edge: listener closed")

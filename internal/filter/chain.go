@@ -37,7 +37,6 @@ func (s Stage) String() string {
 // Chain runs filters in stage order and writes the shield's responses.
 // A Chain is immutable once built and safe for concurrent use.
 type Chain struct {
-	stages    [numStages][]Filter
 	flat      []Filter
 	log       *Sampler
 	onShadow  func(r *Request, v Verdict)
@@ -62,7 +61,6 @@ func (c *Chain) OnChallenge(f func(w http.ResponseWriter, req *http.Request, r *
 func NewChain(byStage map[Stage][]Filter, log *Sampler) *Chain {
 	c := &Chain{log: log}
 	for s := Stage(0); s < numStages; s++ {
-		c.stages[s] = byStage[s]
 		c.flat = append(c.flat, byStage[s]...)
 	}
 	return c

@@ -397,3 +397,16 @@ func (ix *index) lookup(site int, addr netip.Addr, asn uint32, country, path str
 	}
 	return best
 }
+
+// HasFingerprint reports whether any decision (enforced or shadow) is
+// scoped to a user-agent fingerprint, so that callers hash the user agent
+// only when a lookup can use it.
+func (s *DecisionSet) HasFingerprint() bool {
+	c := &s.cur.Load().counts
+	for a := range c {
+		if c[a][ScopeFingerprint][0]+c[a][ScopeFingerprint][1] > 0 {
+			return true
+		}
+	}
+	return false
+}
