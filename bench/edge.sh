@@ -21,18 +21,23 @@
 #   --warmup S  seconds of warm-up per proxy and path before round 1 (2)
 #   --rev REV   build Portcullis from the committed tree REV (git archive)
 #               instead of the working tree, e.g. when others are mid-edit
-#   --floor     also measure bench/floor's three calibration toys (raw Go
-#               loop, net/http + synchronous upstream, net/http +
-#               httputil.ReverseProxy); needs fewer rounds or a shorter
-#               duration to stay in the time bound, e.g. --rounds 1 --duration 5
+#   --floor     also measure bench/floor's calibration toys (raw Go loop,
+#               net/http + synchronous upstream, net/http +
+#               httputil.ReverseProxy, fasthttp + HostClient, fasthttp +
+#               PipelineClient); needs fewer rounds or a shorter duration to
+#               stay in the time bound, e.g. --rounds 1 --duration 5
+#   --floor-modes "M ..."  only these bench/floor modes (implies --floor)
 # Environment: PORTCULLIS_BIN=path uses a prebuilt binary instead of building;
-# PORTCULLIS_GOMAXPROCS=N runs Portcullis with GOMAXPROCS=N (default: Go's).
+# PORTCULLIS_GOMAXPROCS=N runs Portcullis with GOMAXPROCS=N (default: Go's);
+# PORTCULLIS_GOGC=N and PORTCULLIS_GOMEMLIMIT=SIZE set GOGC / GOMEMLIMIT for
+# Portcullis only (default: Go's, GOGC=100 and no limit).
 #
 # Bounded: every wrk run has a duration and a hard timeout; the defaults
 # (3 rounds × 2 scenarios × 3 proxies × 10 s + 1 warm-up each) take ~3.5 min.
 set -euo pipefail
 
 ROUNDS=3 DURATION=10 CONNS=64 THREADS=2 ORIGIN_KIND=nginx WRITE=0 KEEP=0 WARMUP=2 FLOOR=0 REV=
+FLOOR_MODES="raw nethttp-sync nethttp-rp fasthttp fasthttp-pipe"
 DENIED=198.51.100.7
 SECTION="## Edge: proxied throughput and reject path"
 ARGS=("$@")
@@ -48,13 +53,15 @@ while [ $# -gt 0 ]; do
 	--threads) THREADS=$2; shift ;;
 	--origin) ORIGIN_KIND=$2; shift ;;
 	--warmup) WARMUP=$2; shift ;;
-	-h | --help) sed -n '2,31p' "$0"; exit 0 ;;
+	--floor-modes) FLOOR=1 FLOOR_MODES=$2; shift ;;
+	-h | --help) sed -n '2,35p' "$0"; exit 0 ;;
 	*) echo "edge.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
 done
 case "$ORIGIN_KIND" in go | nginx) ;; *) echo "edge.sh: --origin go|nginx" >&2; exit 2 ;; esac
-NPROX=$((FLOOR ? 6 : 3))
+NFLOOR=$(wc -w <<<"$FLOOR_MODES")
+NPROX=$((FLOOR ? 3 + NFLOOR : 3))
 budget=$((ROUNDS * 2 * NPROX * (DURATION + 2) + 2 * NPROX * (WARMUP + 2) + 20))
 if [ "$budget" -gt 290 ]; then
 	echo "edge.sh: ~${budget}s estimated; keep rounds×duration under the 5-minute bound" >&2
@@ -256,14 +263,18 @@ if "$TMP/portcullis" check --config "$TMP/portcullis.yaml" --origin "http://127.
 else
 	MITIGATION="\` (this build has no mitigation.mode)"
 fi
-${PORTCULLIS_GOMAXPROCS:+env GOMAXPROCS=$PORTCULLIS_GOMAXPROCS} "$TMP/portcullis" serve --listen "127.0.0.1:$PPORT" --origin "http://127.0.0.1:$OPORT" --admin off \
+PENV=(env)
+[ -n "${PORTCULLIS_GOMAXPROCS:-}" ] && PENV+=("GOMAXPROCS=$PORTCULLIS_GOMAXPROCS")
+[ -n "${PORTCULLIS_GOGC:-}" ] && PENV+=("GOGC=$PORTCULLIS_GOGC")
+[ -n "${PORTCULLIS_GOMEMLIMIT:-}" ] && PENV+=("GOMEMLIMIT=$PORTCULLIS_GOMEMLIMIT")
+"${PENV[@]}" "$TMP/portcullis" serve --listen "127.0.0.1:$PPORT" --origin "http://127.0.0.1:$OPORT" --admin off \
 	--deny "$DENIED/32" --trusted-proxy 127.0.0.1/32 --data-dir "$TMP/portcullis-data" "${PCONF[@]}" >"$TMP/portcullis.log" 2>&1 &
 PIDS+=($!)
 PORTCULLIS_PID=$!
 
 declare -A PORT PID
 if [ "$FLOOR" = 1 ]; then
-	for m in raw nethttp-sync nethttp-rp; do
+	for m in $FLOOR_MODES; do
 		PORT[floor-$m]=$(freeport)
 		"$TMP/floor" -mode "$m" -listen "127.0.0.1:${PORT[floor-$m]}" -origin "127.0.0.1:$OPORT" -deny "$DENIED" >"$TMP/floor-$m.log" 2>&1 &
 		PIDS+=($!)
@@ -289,7 +300,7 @@ cputicks() {
 	echo "$t"
 }
 PROXIES=(portcullis nginx haproxy)
-[ "$FLOOR" = 1 ] && PROXIES+=(floor-raw floor-nethttp-sync floor-nethttp-rp)
+if [ "$FLOOR" = 1 ]; then for m in $FLOOR_MODES; do PROXIES+=("floor-$m"); done; fi
 SCENARIOS=(clean deny)
 
 # --- sanity: each proxy passes the body and refuses the denied source -------
@@ -377,11 +388,14 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f×", a/b; else
 # deny must be all 403, no socket errors).
 WARN=$(awk -F'\t' '($2=="clean" && $7>0) || ($2=="deny" && $7!=$6) || $8>0 {printf "round %s %s %s: non-2xx %s of %s, socket errors %s; ", $1,$2,$3,$7,$6,$8}' "$RAW")
 declare -A NAME=([portcullis]=Portcullis [nginx]=nginx [haproxy]=HAProxy [floor-raw]="floor: raw Go loop (toy)"
-	[floor-nethttp-sync]="floor: net/http + sync upstream (toy)" [floor-nethttp-rp]="floor: net/http + ReverseProxy (toy)")
+	[floor-nethttp-sync]="floor: net/http + sync upstream (toy)" [floor-nethttp-rp]="floor: net/http + ReverseProxy (toy)"
+	[floor-fasthttp]="floor: fasthttp + HostClient (toy)" [floor-fasthttp-pipe]="floor: fasthttp + PipelineClient (toy)")
 declare -A PATHNAME=([clean]="(a) clean proxied GET, 1 KiB" [deny]="(b) reject denied source, 403")
 
 CMD="bench/edge.sh ${ARGS[*]}"
 [ -n "${PORTCULLIS_GOMAXPROCS:-}" ] && CMD="PORTCULLIS_GOMAXPROCS=$PORTCULLIS_GOMAXPROCS $CMD"
+[ -n "${PORTCULLIS_GOGC:-}" ] && CMD="PORTCULLIS_GOGC=$PORTCULLIS_GOGC $CMD"
+[ -n "${PORTCULLIS_GOMEMLIMIT:-}" ] && CMD="PORTCULLIS_GOMEMLIMIT=$PORTCULLIS_GOMEMLIMIT $CMD"
 if [ "$ORIGIN_KIND" = go ]; then
 	ORIGIN_DESC="bench/origin (Go net/http, fixed 1 KiB body, keep-alive)."
 else

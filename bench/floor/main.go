@@ -11,6 +11,9 @@
 //	nethttp-sync   net/http server, the same synchronous upstream client
 //	nethttp-rp     net/http server, httputil.ReverseProxy with a keep-alive
 //	               http.Transport (the "naive" design)
+//	fasthttp       fasthttp.Server, fasthttp.HostClient keep-alive upstream
+//	               (see fast.go)
+//	fasthttp-pipe  fasthttp.Server, fasthttp.PipelineClient upstream
 //
 // Every mode refuses with 403 a request whose X-Forwarded-For names the
 // denied address (-deny) and otherwise proxies to -origin, adding
@@ -36,7 +39,7 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "raw", "raw | nethttp-sync | nethttp-rp")
+	mode := flag.String("mode", "raw", "raw | nethttp-sync | nethttp-rp | fasthttp | fasthttp-pipe")
 	listen := flag.String("listen", "127.0.0.1:0", "loopback host:port")
 	origin := flag.String("origin", "", "origin host:port")
 	deny := flag.String("deny", "198.51.100.7", "address refused with 403 when named in X-Forwarded-For")
@@ -70,6 +73,8 @@ func main() {
 				rp.ServeHTTP(w, r)
 			}
 		}))
+	case "fasthttp", "fasthttp-pipe":
+		err = f.serveFast(ln, *mode == "fasthttp-pipe")
 	default:
 		err = fmt.Errorf("unknown mode %q", *mode)
 	}
