@@ -77,15 +77,24 @@ func (c *adminClient) do(method, path string, body any, out io.Writer) error {
 
 func newStatusCmd() *cobra.Command {
 	var c adminClient
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the running shield's sites, states, open incidents and decisions",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.do("GET", "/api/v1/status", nil, cmd.OutOrStdout())
+			if asJSON {
+				return c.do("GET", "/api/v1/status", nil, cmd.OutOrStdout())
+			}
+			var buf bytes.Buffer
+			if err := c.do("GET", "/api/v1/status", nil, &buf); err != nil {
+				return err
+			}
+			return writeStatus(cmd.OutOrStdout(), buf.Bytes())
 		},
 	}
 	c.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the admin API's JSON document as is")
 	return cmd
 }
 
