@@ -1,0 +1,248 @@
+package attack
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// relayMode is how the relay carries the simulated source of a connection.
+type relayMode int
+
+const (
+	// relayProxy prefixes each upstream connection with a PROXY v1 header.
+	relayProxy relayMode = iota
+	// relayXFF inserts an X-Forwarded-For line after the first request
+	// line of each connection (HTTP/1.x only; later requests on the same
+	// connection are passed unchanged).
+	relayXFF
+)
+
+// relay is a loopback TCP relay that lets an external tool which cannot set
+// forwarding headers appear to come from the simulated sources, one per
+// connection in rotation. It records the first response status line of
+// each connection.
+type relay struct {
+	ln       net.Listener
+	j        *job
+	mode     relayMode
+	slowRead bool
+	next     atomic.Uint64
+	accepted atomic.Uint64
+	dialErrs atomic.Uint64
+	wg       sync.WaitGroup
+
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	statuses map[int]uint64
+	closed   bool
+}
+
+// relayStats is what a relay saw over its life.
+type relayStats struct {
+	accepted   uint64         // client connections accepted
+	dialErrors uint64         // upstream connections that failed
+	statuses   map[int]uint64 // first response status per connection
+}
+
+// startRelay listens on 127.0.0.1:0 and relays to j's target. slowRead
+// shrinks the relay's buffers so a slow-reading client stays slow towards
+// the target.
+func startRelay(j *job, mode relayMode, slowRead bool) (*relay, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("attack: relay: %w", err)
+	}
+	r := &relay{ln: ln, j: j, mode: mode, slowRead: slowRead,
+		conns: make(map[net.Conn]struct{}), statuses: make(map[int]uint64)}
+	r.wg.Go(r.accept)
+	return r, nil
+}
+
+// addr is the relay's listening host:port.
+func (r *relay) addr() string { return r.ln.Addr().String() }
+
+// accept serves connections until the listener closes.
+func (r *relay) accept() {
+	for {
+		c, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		if !r.track(c) {
+			c.Close()
+			return
+		}
+		r.accepted.Add(1)
+		r.wg.Go(func() { r.serve(c) })
+	}
+}
+
+// track registers c for closing; false once the relay is closed.
+func (r *relay) track(c net.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.conns[c] = struct{}{}
+	return true
+}
+
+// untrack forgets closed connections.
+func (r *relay) untrack(cs ...net.Conn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range cs {
+		delete(r.conns, c)
+	}
+}
+
+// close stops the relay, closes every connection, waits for its goroutines
+// and returns what it saw.
+func (r *relay) close() relayStats {
+	r.mu.Lock()
+	r.closed = true
+	for c := range r.conns {
+		c.Close()
+	}
+	r.mu.Unlock()
+	r.ln.Close()
+	r.wg.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return relayStats{accepted: r.accepted.Load(), dialErrors: r.dialErrs.Load(), statuses: r.statuses}
+}
+
+// serve relays one client connection to the target.
+func (r *relay) serve(c net.Conn) {
+	defer r.untrack(c)
+	defer c.Close()
+	var src netip.Addr
+	if n := uint64(len(r.j.sources)); n > 0 {
+		src = r.j.sources[(r.next.Add(1)-1)%n]
+	}
+	up, err := net.DialTimeout("tcp", r.j.addr, requestTimeout)
+	if err != nil {
+		r.dialErrs.Add(1)
+		return
+	}
+	defer up.Close()
+	if !r.track(up) {
+		return
+	}
+	defer r.untrack(up)
+	if r.slowRead {
+		if tc, ok := up.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4096)
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetWriteBuffer(4096)
+		}
+	}
+	if r.mode == relayProxy && src.IsValid() {
+		port := 0
+		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			port = a.Port
+		}
+		if err := writeProxyHeader(up, up, src, port); err != nil {
+			r.dialErrs.Add(1)
+			return
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if r.mode == relayXFF && src.IsValid() {
+			_ = copyInjecting(up, c, []byte("X-Forwarded-For: "+src.String()+"\r\n"))
+		} else {
+			_, _ = io.Copy(up, c)
+		}
+		if tc, ok := up.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+	}()
+	if code, ok := copyFirstStatus(c, up); ok {
+		r.mu.Lock()
+		r.statuses[code]++
+		r.mu.Unlock()
+	}
+	c.Close()
+	up.Close()
+	<-done
+}
+
+// copyInjecting copies src to dst, inserting extra right after the first
+// line (the request line). A first line longer than 8 KiB is passed on
+// without the insertion.
+func copyInjecting(dst io.Writer, src io.Reader, extra []byte) error {
+	buf := make([]byte, 0, 8<<10)
+	for {
+		n, err := src.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+			out := make([]byte, 0, len(buf)+len(extra))
+			out = append(append(append(out, buf[:i+1]...), extra...), buf[i+1:]...)
+			if _, werr := dst.Write(out); werr != nil {
+				return werr
+			}
+			break
+		}
+		if len(buf) == cap(buf) {
+			if _, werr := dst.Write(buf); werr != nil {
+				return werr
+			}
+			break
+		}
+		if err != nil {
+			_, _ = dst.Write(buf)
+			return err
+		}
+	}
+	_, err := io.Copy(dst, src)
+	return err
+}
+
+// copyFirstStatus copies src to dst and returns the status code of the
+// first HTTP/1.x status line it carried, if any.
+func copyFirstStatus(dst io.Writer, src io.Reader) (int, bool) {
+	buf := make([]byte, 0, 1024)
+	code, found := 0, false
+	for !found && len(buf) < cap(buf) {
+		n, err := src.Read(buf[len(buf):cap(buf)])
+		chunk := buf[len(buf) : len(buf)+n]
+		buf = buf[:len(buf)+n]
+		if n > 0 {
+			if _, werr := dst.Write(chunk); werr != nil {
+				return parseStatusLine(buf)
+			}
+		}
+		if bytes.IndexByte(buf, '\n') >= 0 {
+			code, found = parseStatusLine(buf)
+			break
+		}
+		if err != nil {
+			return parseStatusLine(buf)
+		}
+	}
+	_, _ = io.Copy(dst, src)
+	return code, found
+}
+
+// parseStatusLine reads the code from "HTTP/1.x NNN ..." at the start of b.
+func parseStatusLine(b []byte) (int, bool) {
+	rest, ok := bytes.CutPrefix(b, []byte("HTTP/1."))
+	if !ok || len(rest) < 5 || rest[1] != ' ' {
+		return 0, false
+	}
+	code, err := strconv.Atoi(string(rest[2:5]))
+	if err != nil || code < 100 || code > 999 {
+		return 0, false
+	}
+	return code, true
+}
