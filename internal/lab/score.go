@@ -1,0 +1,404 @@
+package lab
+
+import (
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/lab/attack"
+)
+
+// Request is one request of a legitimate traffic model as its client saw
+// it: a page, an asset, a form POST, a feed or API poll. A request that met
+// a challenge and solved it is one Request, its latency including the work.
+type Request struct {
+	// Start is when the request began, from the start of the run.
+	Start time.Duration
+	// Latency is the time to the final answer (or the failure).
+	Latency time.Duration
+	// Class is the traffic model (ClassLegit, ClassMember, ClassFeed,
+	// ClassAPI).
+	Class Class
+	// Kind is page, asset, form, feed or api.
+	Kind string
+	// Status is the final HTTP status, 0 after a transport error.
+	Status int
+	// OK reports success: a 2xx, 3xx or 304 from the origin, with, for a
+	// form, the origin's checksum echo matching the body sent.
+	OK bool
+	// Challenged reports that a challenge was met (and solved).
+	Challenged bool
+	// IntegrityFailure reports a form answered with success whose
+	// checksum echo was missing or did not match the body sent.
+	IntegrityFailure bool
+}
+
+// AttackOutcome is one attack vector of a run and what its driver reported.
+type AttackOutcome struct {
+	Spec   attack.Spec
+	Result attack.Result
+	// Err is the driver's error, "" when none.
+	Err string
+}
+
+// crowd reports whether the vector is legitimate-looking traffic (a flash
+// crowd), which is not counted as bot traffic.
+func (a AttackOutcome) crowd() bool { return a.Spec.Kind == "flash_crowd" }
+
+// Record is everything a run observed, times as offsets from the start of
+// the before phase. Compute turns it into a Score.
+type Record struct {
+	Scenario string
+	Phases   Phases
+	// Bin is the width of the Origin series.
+	Bin time.Duration
+	// Requests are the legitimate models' requests, in any order.
+	Requests []Request
+	// Origin counts origin arrivals per Bin, by Class.
+	Origin []Arrivals
+	// Attacks are the vectors with their drivers' results.
+	Attacks []AttackOutcome
+	// Detections are the times the shield opened incidents (from its
+	// admin API), ascending; nil when unknown.
+	Detections []time.Duration
+	// OriginPeakConcurrency is the most requests the origin handled at once.
+	OriginPeakConcurrency int64
+	// Shield is the front's CPU and memory, nil when not measured.
+	Shield *ProcUsage
+}
+
+// Score is the result of a run (the JSON of `lab run --json`). Pointer
+// fields are null when the quantity is unknown or undefined.
+type Score struct {
+	Scenario string `json:"scenario"`
+	// LegitSuccessRate is the share of the legitimate models' requests
+	// (visitors, members, feeds, API) that succeeded, over the whole run.
+	LegitSuccessRate *float64 `json:"legit_success_rate"`
+	// LegitP50MS and LegitP99MS are latency percentiles (nearest rank) of
+	// the successful legitimate requests per phase, in milliseconds.
+	LegitP50MS PhaseMS `json:"legit_p50_ms"`
+	LegitP99MS PhaseMS `json:"legit_p99_ms"`
+	// MemberSuccessRate is LegitSuccessRate for members alone.
+	MemberSuccessRate *float64 `json:"member_success_rate"`
+	// BotLeakRate is bot arrivals at the origin / bot requests sent (for
+	// slow_* vectors the unit is connections).
+	BotLeakRate *float64 `json:"bot_leak_rate"`
+	// TimeToDetectMS is from the start of the attack phase to the first
+	// incident the shield opened after it; null without an admin API or
+	// when none was opened.
+	TimeToDetectMS *float64 `json:"time_to_detect_ms"`
+	// TimeToMitigateMS is from the start of the attack phase to the first
+	// instant after which, in every one-second window, bot arrivals at the
+	// origin stay ≤ 5% of the bot requests sent; null when never.
+	TimeToMitigateMS *float64 `json:"time_to_mitigate_ms"`
+	// OriginPeakConcurrency is the most requests the origin handled at once.
+	OriginPeakConcurrency int64 `json:"origin_peak_concurrency"`
+	// PostIntegrityFailures counts forms answered with success whose
+	// checksum echo was missing or wrong.
+	PostIntegrityFailures uint64 `json:"post_integrity_failures"`
+	// ShieldCPUSeconds and ShieldPeakRSSBytes are the front's cost.
+	ShieldCPUSeconds   *float64 `json:"shield_cpu_seconds"`
+	ShieldPeakRSSBytes *uint64  `json:"shield_peak_rss_bytes"`
+	// CrowdServedRate is flash-crowd arrivals at the origin / flash-crowd
+	// requests sent; null without a flash crowd.
+	CrowdServedRate *float64 `json:"crowd_served_rate"`
+	// FalseAlarms counts incidents opened before the attack phase.
+	FalseAlarms int `json:"false_alarms"`
+	// Phases are per-phase counts.
+	Phases PhaseCountsByPhase `json:"phases"`
+	// Attacks are the vectors' client-side results.
+	Attacks []AttackScore `json:"attacks"`
+}
+
+// PhaseMS is a value in milliseconds per phase.
+type PhaseMS struct {
+	Before *float64 `json:"before"`
+	During *float64 `json:"during"`
+	After  *float64 `json:"after"`
+}
+
+// PhaseCountsByPhase holds PhaseCounts for each phase.
+type PhaseCountsByPhase struct {
+	Before PhaseCounts `json:"before"`
+	During PhaseCounts `json:"during"`
+	After  PhaseCounts `json:"after"`
+}
+
+// PhaseCounts are the counts of one phase (requests by their start time,
+// origin arrivals by their bin).
+type PhaseCounts struct {
+	LegitRequests  uint64 `json:"legit_requests"`
+	LegitOK        uint64 `json:"legit_ok"`
+	MemberRequests uint64 `json:"member_requests"`
+	MemberOK       uint64 `json:"member_ok"`
+	// Challenged counts legitimate requests that met a challenge.
+	Challenged uint64 `json:"challenged"`
+	// BotSent is the estimated bot requests sent in the phase (a driver
+	// reports only a total: it is spread evenly over the vector's active
+	// time, pulses included).
+	BotSent       uint64 `json:"bot_sent"`
+	BotArrivals   uint64 `json:"bot_arrivals"`
+	LegitArrivals uint64 `json:"legit_arrivals"`
+	CrowdArrivals uint64 `json:"crowd_arrivals"`
+}
+
+// AttackScore is one vector's client-side result.
+type AttackScore struct {
+	Kind        string            `json:"kind"`
+	Tool        string            `json:"tool,omitempty"`
+	Sent        uint64            `json:"sent"`
+	Connections uint64            `json:"connections"`
+	Errors      uint64            `json:"errors"`
+	Statuses    map[string]uint64 `json:"statuses,omitempty"`
+	Error       string            `json:"error,omitempty"`
+}
+
+// Score thresholds.
+const (
+	// MitigatedShare is the bot arrivals/sent ratio at or below which a
+	// one-second window counts as mitigated.
+	MitigatedShare = 0.05
+	// mitigationWindow is the window of the time-to-mitigate criterion.
+	mitigationWindow = time.Second
+)
+
+type phaseIdx int
+
+const (
+	phaseBefore phaseIdx = iota
+	phaseDuring
+	phaseAfter
+)
+
+func (p Phases) of(t time.Duration) phaseIdx {
+	switch {
+	case t < p.Before:
+		return phaseBefore
+	case t < p.Before+p.Attack:
+		return phaseDuring
+	}
+	return phaseAfter
+}
+
+// Compute scores a record. It is a pure function of r.
+func Compute(r *Record) Score {
+	s := Score{Scenario: r.Scenario, OriginPeakConcurrency: r.OriginPeakConcurrency}
+	var counts [3]PhaseCounts
+	var lat [3][]time.Duration
+	var legitN, legitOK, memberN, memberOK uint64
+	for _, q := range r.Requests {
+		if !q.Class.IsLegit() {
+			continue
+		}
+		ph := r.Phases.of(q.Start)
+		c := &counts[ph]
+		c.LegitRequests++
+		legitN++
+		if q.Challenged {
+			c.Challenged++
+		}
+		if q.IntegrityFailure {
+			s.PostIntegrityFailures++
+		}
+		if q.OK {
+			c.LegitOK++
+			legitOK++
+			lat[ph] = append(lat[ph], q.Latency)
+		}
+		if q.Class == ClassMember {
+			c.MemberRequests++
+			memberN++
+			if q.OK {
+				c.MemberOK++
+				memberOK++
+			}
+		}
+	}
+	s.LegitSuccessRate = ratio(legitOK, legitN)
+	s.MemberSuccessRate = ratio(memberOK, memberN)
+	for i, l := range lat {
+		p50, p99 := percentileMS(l, 0.50), percentileMS(l, 0.99)
+		switch phaseIdx(i) {
+		case phaseBefore:
+			s.LegitP50MS.Before, s.LegitP99MS.Before = p50, p99
+		case phaseDuring:
+			s.LegitP50MS.During, s.LegitP99MS.During = p50, p99
+		case phaseAfter:
+			s.LegitP50MS.After, s.LegitP99MS.After = p50, p99
+		}
+	}
+
+	sent := botSentSeries(r)
+	var botArr, crowdArr, botSent, crowdSent uint64
+	for i, a := range r.Origin {
+		c := &counts[r.Phases.of(time.Duration(i)*r.Bin)]
+		c.BotArrivals += a[ClassBot]
+		c.CrowdArrivals += a[ClassCrowd]
+		for k := ClassLegit; k <= ClassAPI; k++ {
+			c.LegitArrivals += a[k]
+		}
+		botArr += a[ClassBot]
+		crowdArr += a[ClassCrowd]
+	}
+	var phaseSent [3]float64
+	for i, v := range sent {
+		phaseSent[r.Phases.of(time.Duration(i)*r.Bin)] += v
+	}
+	for i := range counts {
+		counts[i].BotSent = uint64(math.Round(phaseSent[i]))
+	}
+	for _, a := range r.Attacks {
+		as := AttackScore{Kind: a.Spec.Kind, Tool: a.Spec.Tool, Sent: a.Result.Sent, Connections: a.Result.Connections, Errors: a.Result.Errors, Error: a.Err}
+		for code, n := range a.Result.Statuses {
+			if as.Statuses == nil {
+				as.Statuses = map[string]uint64{}
+			}
+			as.Statuses[strconv.Itoa(code)] = n
+		}
+		s.Attacks = append(s.Attacks, as)
+		if a.crowd() {
+			crowdSent += a.Result.Sent
+		} else {
+			botSent += a.Result.Sent
+		}
+	}
+	s.BotLeakRate = ratio(botArr, botSent)
+	s.CrowdServedRate = ratio(crowdArr, crowdSent)
+	s.Phases = PhaseCountsByPhase{Before: counts[0], During: counts[1], After: counts[2]}
+	s.TimeToMitigateMS = timeToMitigate(r, sent)
+
+	for _, d := range r.Detections {
+		if d < r.Phases.Before {
+			s.FalseAlarms++
+			continue
+		}
+		if s.TimeToDetectMS == nil {
+			s.TimeToDetectMS = ms(d - r.Phases.Before)
+		}
+	}
+	if r.Shield != nil {
+		cpu := math.Round(r.Shield.CPUSeconds*100) / 100
+		rss := r.Shield.PeakRSSBytes
+		s.ShieldCPUSeconds, s.ShieldPeakRSSBytes = &cpu, &rss
+	}
+	return s
+}
+
+// botSentSeries spreads each bot vector's reported Sent evenly over its
+// active time (from Before+Start for Duration, only the On parts of a
+// pulse) and sums the vectors per Bin.
+func botSentSeries(r *Record) []float64 {
+	if r.Bin <= 0 {
+		return nil
+	}
+	n := int((r.Phases.Total() + r.Bin - 1) / r.Bin)
+	out := make([]float64, n)
+	for _, a := range r.Attacks {
+		if a.crowd() || a.Result.Sent == 0 || a.Spec.Duration <= 0 {
+			continue
+		}
+		ivs := activeIntervals(r.Phases.Before+a.Spec.Start, a.Spec.Duration, a.Spec.Pulse)
+		var active time.Duration
+		for _, iv := range ivs {
+			active += iv[1] - iv[0]
+		}
+		if active <= 0 {
+			continue
+		}
+		perNS := float64(a.Result.Sent) / float64(active)
+		for _, iv := range ivs {
+			for b := int(iv[0] / r.Bin); b < n && time.Duration(b)*r.Bin < iv[1]; b++ {
+				lo, hi := max(iv[0], time.Duration(b)*r.Bin), min(iv[1], time.Duration(b+1)*r.Bin)
+				if hi > lo {
+					out[b] += perNS * float64(hi-lo)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// activeIntervals returns the [from, to) intervals a vector sends in:
+// [start, start+d), cut into On/Off pulses when p is set.
+func activeIntervals(start, d time.Duration, p *attack.Pulse) [][2]time.Duration {
+	end := start + d
+	if p == nil || p.On <= 0 || p.Off <= 0 {
+		return [][2]time.Duration{{start, end}}
+	}
+	var out [][2]time.Duration
+	for t := start; t < end; t += p.On + p.Off {
+		out = append(out, [2]time.Duration{t, min(t+p.On, end)})
+	}
+	return out
+}
+
+// timeToMitigate finds the last one-second window (sliding by Bin over the
+// bot-active part of the attack phase) whose bot arrivals exceed
+// MitigatedShare of the bot requests sent in it; the answer is the end of
+// that window's first bin, from the start of the attack phase. Windows in
+// which nothing was sent (pulse pauses) are not judged. Null when no bot
+// traffic was sent or the last window still leaks.
+func timeToMitigate(r *Record, sent []float64) *float64 {
+	if r.Bin <= 0 {
+		return nil
+	}
+	a := int(r.Phases.Before / r.Bin)
+	e := min(int((r.Phases.Before+r.Phases.Attack+r.Bin-1)/r.Bin), len(sent))
+	for e > a && sent[e-1] == 0 {
+		e--
+	}
+	if e <= a {
+		return nil
+	}
+	w := max(1, int(mitigationWindow/r.Bin))
+	w = min(w, e-a)
+	arr := func(i int) float64 {
+		if i < len(r.Origin) {
+			return float64(r.Origin[i][ClassBot])
+		}
+		return 0
+	}
+	lastFail := -1
+	for u := a; u+w <= e; u++ {
+		var s, n float64
+		for i := u; i < u+w; i++ {
+			s += sent[i]
+			n += arr(i)
+		}
+		if s > 0 && n > MitigatedShare*s {
+			lastFail = u
+		}
+	}
+	switch {
+	case lastFail < 0:
+		return ms(0)
+	case lastFail+w >= e:
+		return nil
+	}
+	return ms(time.Duration(lastFail+1-a) * r.Bin)
+}
+
+func ratio(n, d uint64) *float64 {
+	if d == 0 {
+		return nil
+	}
+	v := math.Round(float64(n)/float64(d)*1e4) / 1e4
+	return &v
+}
+
+func ms(d time.Duration) *float64 {
+	v := math.Round(float64(d)/float64(time.Millisecond)*10) / 10
+	return &v
+}
+
+// percentileMS is the nearest-rank p-quantile of ds in ms, nil when empty.
+func percentileMS(ds []time.Duration, p float64) *float64 {
+	if len(ds) == 0 {
+		return nil
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := max(0, int(math.Ceil(p*float64(len(s))))-1)
+	return ms(s[i])
+}
