@@ -27,6 +27,10 @@
 #               PipelineClient); needs fewer rounds or a shorter duration to
 #               stay in the time bound, e.g. --rounds 1 --duration 5
 #   --floor-modes "M ..."  only these bench/floor modes (implies --floor)
+#   --variant "K=V ..."  (repeatable) also run a second Portcullis with these
+#               environment variables (e.g. "GOGC=400", "GOMAXPROCS=1",
+#               "GOGC=off GOMEMLIMIT=512MiB"), measured in the same
+#               alternating rounds as a row "Portcullis (K=V ...)"
 # Environment: PORTCULLIS_BIN=path uses a prebuilt binary instead of building;
 # PORTCULLIS_GOMAXPROCS=N runs Portcullis with GOMAXPROCS=N (default: Go's);
 # PORTCULLIS_GOGC=N and PORTCULLIS_GOMEMLIMIT=SIZE set GOGC / GOMEMLIMIT for
@@ -38,6 +42,7 @@ set -euo pipefail
 
 ROUNDS=3 DURATION=10 CONNS=64 THREADS=2 ORIGIN_KIND=nginx WRITE=0 KEEP=0 WARMUP=2 FLOOR=0 REV=
 FLOOR_MODES="raw nethttp-sync nethttp-rp fasthttp fasthttp-pipe"
+VARIANTS=()
 DENIED=198.51.100.7
 SECTION="## Edge: proxied throughput and reject path"
 ARGS=("$@")
@@ -54,7 +59,8 @@ while [ $# -gt 0 ]; do
 	--origin) ORIGIN_KIND=$2; shift ;;
 	--warmup) WARMUP=$2; shift ;;
 	--floor-modes) FLOOR=1 FLOOR_MODES=$2; shift ;;
-	-h | --help) sed -n '2,35p' "$0"; exit 0 ;;
+	--variant) VARIANTS+=("$2"); shift ;;
+	-h | --help) sed -n '2,39p' "$0"; exit 0 ;;
 	*) echo "edge.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -62,6 +68,7 @@ done
 case "$ORIGIN_KIND" in go | nginx) ;; *) echo "edge.sh: --origin go|nginx" >&2; exit 2 ;; esac
 NFLOOR=$(wc -w <<<"$FLOOR_MODES")
 NPROX=$((FLOOR ? 3 + NFLOOR : 3))
+NPROX=$((NPROX + ${#VARIANTS[@]}))
 budget=$((ROUNDS * 2 * NPROX * (DURATION + 2) + 2 * NPROX * (WARMUP + 2) + 20))
 if [ "$budget" -gt 290 ]; then
 	echo "edge.sh: ~${budget}s estimated; keep rounds×duration under the 5-minute bound" >&2
@@ -285,6 +292,18 @@ fi
 waitport "$NPORT" nginx
 waitport "$HPORT" haproxy
 waitport "$PPORT" portcullis
+declare -A VNAME
+for i in "${!VARIANTS[@]}"; do
+	k=portcullis-v$i
+	PORT[$k]=$(freeport)
+	read -r -a venv <<<"${VARIANTS[$i]}"
+	env "${venv[@]}" "$TMP/portcullis" serve --listen "127.0.0.1:${PORT[$k]}" --origin "http://127.0.0.1:$OPORT" --admin off \
+		--deny "$DENIED/32" --trusted-proxy 127.0.0.1/32 --data-dir "$TMP/$k-data" "${PCONF[@]}" >"$TMP/$k.log" 2>&1 &
+	PIDS+=($!)
+	PID[$k]=$!
+	VNAME[$k]="Portcullis (${VARIANTS[$i]})"
+	waitport "${PORT[$k]}" "$k"
+done
 
 PORT+=([portcullis]=$PPORT [nginx]=$NPORT [haproxy]=$HPORT)
 PID+=([portcullis]=$PORTCULLIS_PID [nginx]=$NGINX_PID [haproxy]=$HAPROXY_PID)
@@ -300,6 +319,7 @@ cputicks() {
 	echo "$t"
 }
 PROXIES=(portcullis nginx haproxy)
+for i in "${!VARIANTS[@]}"; do PROXIES+=("portcullis-v$i"); done
 if [ "$FLOOR" = 1 ]; then for m in $FLOOR_MODES; do PROXIES+=("floor-$m"); done; fi
 SCENARIOS=(clean deny)
 
@@ -390,9 +410,11 @@ WARN=$(awk -F'\t' '($2=="clean" && $7>0) || ($2=="deny" && $7!=$6) || $8>0 {prin
 declare -A NAME=([portcullis]=Portcullis [nginx]=nginx [haproxy]=HAProxy [floor-raw]="floor: raw Go loop (toy)"
 	[floor-nethttp-sync]="floor: net/http + sync upstream (toy)" [floor-nethttp-rp]="floor: net/http + ReverseProxy (toy)"
 	[floor-fasthttp]="floor: fasthttp + HostClient (toy)" [floor-fasthttp-pipe]="floor: fasthttp + PipelineClient (toy)")
+for k in "${!VNAME[@]}"; do NAME[$k]=${VNAME[$k]}; done
 declare -A PATHNAME=([clean]="(a) clean proxied GET, 1 KiB" [deny]="(b) reject denied source, 403")
 
-CMD="bench/edge.sh ${ARGS[*]}"
+CMD="bench/edge.sh"
+for a in "${ARGS[@]}"; do case "$a" in *[!A-Za-z0-9_.,/:=+-]*) CMD+=" '$a'" ;; *) CMD+=" $a" ;; esac; done
 [ -n "${PORTCULLIS_GOMAXPROCS:-}" ] && CMD="PORTCULLIS_GOMAXPROCS=$PORTCULLIS_GOMAXPROCS $CMD"
 [ -n "${PORTCULLIS_GOGC:-}" ] && CMD="PORTCULLIS_GOGC=$PORTCULLIS_GOGC $CMD"
 [ -n "${PORTCULLIS_GOMEMLIMIT:-}" ] && CMD="PORTCULLIS_GOMEMLIMIT=$PORTCULLIS_GOMEMLIMIT $CMD"

@@ -20,6 +20,8 @@
 // X-Forwarded-For and X-Forwarded-Proto.
 //
 // Usage: floor -mode raw -listen 127.0.0.1:P -origin 127.0.0.1:O [-deny ADDR]
+//
+//	[-cpuprofile FILE -profile-after S -profile-for S]
 package main
 
 import (
@@ -33,9 +35,11 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 func main() {
@@ -43,7 +47,13 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "loopback host:port")
 	origin := flag.String("origin", "", "origin host:port")
 	deny := flag.String("deny", "198.51.100.7", "address refused with 403 when named in X-Forwarded-For")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
+	profAfter := flag.Duration("profile-after", 2*time.Second, "start the CPU profile this long after start")
+	profFor := flag.Duration("profile-for", 5*time.Second, "CPU profile duration")
 	flag.Parse()
+	if *cpuprofile != "" {
+		go profile(*cpuprofile, *profAfter, *profFor)
+	}
 	f := &floor{origin: *origin, denied: *deny}
 	f.denyResp = []byte("HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: " +
 		strconv.Itoa(len(denyBody)) + "\r\n\r\n" + denyBody)
@@ -80,6 +90,23 @@ func main() {
 	}
 	fmt.Fprintln(os.Stderr, "floor:", err)
 	os.Exit(1)
+}
+
+// profile writes a CPU profile of the window [after, after+d) to path.
+func profile(path string, after, d time.Duration) {
+	time.Sleep(after)
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "floor:", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "floor:", err)
+		return
+	}
+	time.Sleep(d)
+	pprof.StopCPUProfile()
 }
 
 const denyBody = "403 access from your network is blocked\nrequest id: 0123456789ab\n"
