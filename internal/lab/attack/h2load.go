@@ -15,7 +15,7 @@ import (
 const (
 	// h2loadRound is how long each h2load process runs before the next
 	// round starts with new sources (h2load sets one header set per run).
-	h2loadRound = 2 * time.Second
+	h2loadRound = time.Second
 	// h2loadParallel is the most h2load processes run at once, each with
 	// its own source.
 	h2loadParallel = 4
