@@ -176,6 +176,10 @@ type Site struct {
 	Rules                Rules       `yaml:"rules" doc:"site rules, after the global ones"`
 	AuthRoutes           []string    `yaml:"auth_routes" doc:"login/sign-up paths watched for credential stuffing" default:"[/login]"`
 	ExpensiveRoutes      []string    `yaml:"expensive_routes" doc:"path prefixes that are costly for the origin" default:"[/search]"`
+	// SensitiveRoutes are the routes whose responses are evidence of data
+	// access (a members' export, a donor list): every incident records
+	// their successful responses and bytes against a peace-time baseline.
+	SensitiveRoutes []string `yaml:"sensitive_routes" doc:"paths whose successful responses and bytes every incident records against their peace-time baseline (integrity evidence: \"was data downloaded?\"): a path and everything below it (\"/members/export\"), or a prefix ending in * (\"/api/donors*\"); at most 16" default:"[]"`
 }
 
 // Priority ranks a route for origin capacity.

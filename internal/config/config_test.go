@@ -48,6 +48,9 @@ func TestFullConfigValues(t *testing.T) {
 	if got := cfg.Rules.Deny[1].P().String(); got != "2001:db8:bad::/48" {
 		t.Errorf("deny[1] = %s", got)
 	}
+	if got := cfg.Sites[1].SensitiveRoutes; len(got) != 2 || got[0] != "/members/export" || got[1] != "/api/donors*" || cfg.Sites[0].SensitiveRoutes != nil {
+		t.Errorf("sensitive routes = %q, %q", got, cfg.Sites[0].SensitiveRoutes)
+	}
 	if cfg.Limits.ReadHeaderTimeout.D() != 5*time.Second || cfg.Limits.IdleTimeout.D() != 60*time.Second {
 		t.Errorf("timeouts = %v %v", cfg.Limits.ReadHeaderTimeout, cfg.Limits.IdleTimeout)
 	}
@@ -57,15 +60,16 @@ func TestFullConfigValues(t *testing.T) {
 // names the file, the line:column and the field.
 func TestBadConfigs(t *testing.T) {
 	want := map[string]string{
-		"admin_open.yaml":   "admin_open.yaml:2:12: admin.address: ",
-		"bad_cidr.yaml":     "bad_cidr.yaml:2:10: rules.deny[0]: netset: invalid prefix \"203.0.113.0/33\"",
-		"bad_duration.yaml": "bad_duration.yaml:2:24: limits.read_header_timeout: invalid duration",
-		"bad_origin.yaml":   "bad_origin.yaml:5:9: sites[0].origins[1]: invalid origin",
-		"bad_rate.yaml":     "bad_rate.yaml:4:13: rules.rate_limits[0].rate: invalid rate",
-		"no_origin.yaml":    "no_origin.yaml:2:9: sites[0].origins: at least one",
-		"syntax.yaml":       "syntax.yaml:3:",
-		"unknown_key.yaml":  "unknown_key.yaml:4:5: orgins: unknown field",
-		"v6prefix.yaml":     "v6prefix.yaml:2:16: client_ip.ipv6_prefix: must be between 48 and 128",
+		"admin_open.yaml":      "admin_open.yaml:2:12: admin.address: ",
+		"bad_cidr.yaml":        "bad_cidr.yaml:2:10: rules.deny[0]: netset: invalid prefix \"203.0.113.0/33\"",
+		"bad_duration.yaml":    "bad_duration.yaml:2:24: limits.read_header_timeout: invalid duration",
+		"bad_origin.yaml":      "bad_origin.yaml:5:9: sites[0].origins[1]: invalid origin",
+		"bad_rate.yaml":        "bad_rate.yaml:4:13: rules.rate_limits[0].rate: invalid rate",
+		"no_origin.yaml":       "no_origin.yaml:2:9: sites[0].origins: at least one",
+		"sensitive_route.yaml": "sensitive_route.yaml:3:41: sites[0].sensitive_routes[1]: must start with /",
+		"syntax.yaml":          "syntax.yaml:3:",
+		"unknown_key.yaml":     "unknown_key.yaml:4:5: orgins: unknown field",
+		"v6prefix.yaml":        "v6prefix.yaml:2:16: client_ip.ipv6_prefix: must be between 48 and 128",
 	}
 	files, _ := filepath.Glob("testdata/bad/*.yaml")
 	if len(files) != len(want) {
@@ -185,4 +189,34 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("error is not ErrInvalid: %v", err)
 		}
 	})
+}
+
+func TestSensitiveRoutes(t *testing.T) {
+	tests := []struct {
+		name   string
+		routes string
+		want   string // error substring; "" = valid
+	}{
+		{name: "default empty", routes: "", want: ""},
+		{name: "paths and prefixes", routes: `[/members/export, "/api/donors*"]`, want: ""},
+		{name: "relative", routes: `[members/export]`, want: "sites[0].sensitive_routes[0]: must start with /"},
+		{name: "inner star", routes: `["/api/*/export"]`, want: "sites[0].sensitive_routes[0]: * is allowed only at the end"},
+		{name: "duplicate", routes: `[/a, /b, /a]`, want: "sites[0].sensitive_routes[2]: duplicate"},
+		{name: "too many", routes: `[/1, /2, /3, /4, /5, /6, /7, /8, /9, /10, /11, /12, /13, /14, /15, /16, /17]`, want: "sites[0].sensitive_routes: at most 16"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			y := "admin: {address: off}\nsites:\n  - origins: [\"http://127.0.0.1:8081\"]\n"
+			if tc.routes != "" {
+				y += "    sensitive_routes: " + tc.routes + "\n"
+			}
+			_, err := Parse("s.yaml", []byte(y))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
 }

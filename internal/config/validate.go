@@ -280,6 +280,7 @@ func (c *Config) validate(file string, f *ast.File) error {
 				v.add(fmt.Sprintf("%s.routes[%d].path", p, j), "must start with /")
 			}
 		}
+		validateSensitiveRoutes(v, p, s.SensitiveRoutes)
 		s.validateOrigin(v, p)
 		s.Rules.validate(v, p+".rules")
 	}
@@ -435,6 +436,31 @@ type validator struct {
 func (v *validator) add(field, format string, args ...any) {
 	line, col := position(v.f, field)
 	v.errs = append(v.errs, &FieldError{File: v.file, Line: line, Column: col, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// maxSensitiveRoutes bounds a site's sensitive routes (each costs two
+// counters per second of the incident recorder's ring).
+const maxSensitiveRoutes = 16
+
+// validateSensitiveRoutes checks a site's sensitive_routes: absolute paths,
+// "*" only at the end, no duplicates, at most maxSensitiveRoutes.
+func validateSensitiveRoutes(v *validator, site string, routes []string) {
+	if len(routes) > maxSensitiveRoutes {
+		v.add(site+".sensitive_routes", "at most %d sensitive routes, got %d", maxSensitiveRoutes, len(routes))
+	}
+	seen := map[string]bool{}
+	for j, r := range routes {
+		f := fmt.Sprintf("%s.sensitive_routes[%d]", site, j)
+		switch {
+		case !strings.HasPrefix(r, "/"):
+			v.add(f, "must start with / (a path such as /members/export), got %q", r)
+		case strings.Contains(strings.TrimSuffix(r, "*"), "*"):
+			v.add(f, "* is allowed only at the end (a prefix such as /api/donors*), got %q", r)
+		case seen[r]:
+			v.add(f, "duplicate sensitive route %q", r)
+		}
+		seen[r] = true
+	}
 }
 
 func isLoopbackHost(h string) bool {
