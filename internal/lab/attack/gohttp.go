@@ -14,9 +14,14 @@ import (
 	"time"
 )
 
+// maxPaceLag is how far a pacer may fall behind and still catch up with a
+// short burst (timer overshoot at sub-millisecond intervals).
+const maxPaceLag = 20 * time.Millisecond
+
 // pacer spaces one worker's requests interval apart (zero: unpaced). A
-// worker that falls behind (slow responses) resumes from now rather than
-// bursting to catch up.
+// worker that falls behind by up to maxPaceLag (or one interval, if longer)
+// catches up; further behind (slow responses) it resumes from now rather
+// than bursting.
 type pacer struct {
 	next     time.Time
 	interval time.Duration
@@ -29,7 +34,7 @@ func (p *pacer) wait(ctx context.Context) bool {
 		return ctx.Err() == nil
 	}
 	now := time.Now()
-	if p.next.Before(now.Add(-p.interval)) {
+	if p.next.Before(now.Add(-max(p.interval, maxPaceLag))) {
 		p.next = now
 	}
 	d := p.next.Sub(now)

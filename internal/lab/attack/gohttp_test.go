@@ -77,17 +77,17 @@ func TestGoFlood(t *testing.T) {
 		spec   Spec
 		h2     bool
 		marker string
-		check  func(t *testing.T, o origin)
+		check  func(t *testing.T, o seen)
 	}{
 		{name: "get flood paced", spec: Spec{Kind: KindGetFlood, Rate: 400, Connections: 8, Paths: []string{"/", "/news"}},
-			check: func(t *testing.T, o origin) {
+			check: func(t *testing.T, o seen) {
 				if o.paths["/"] == 0 || o.paths["/news"] == 0 {
 					t.Errorf("paths = %v, want both / and /news", o.paths)
 				}
 			}},
 		{name: "distributed flood unpaced", spec: Spec{Kind: KindDistributedFlood, Connections: 16}},
 		{name: "cache busting", spec: Spec{Kind: KindCacheBusting, Rate: 300, Connections: 4, Paths: []string{"/page?x=1"}},
-			check: func(t *testing.T, o origin) {
+			check: func(t *testing.T, o seen) {
 				if len(o.paths) < o.requests*9/10 {
 					t.Errorf("%d distinct request URIs for %d requests, want nearly all distinct", len(o.paths), o.requests)
 				}
@@ -98,14 +98,14 @@ func TestGoFlood(t *testing.T) {
 				}
 			}},
 		{name: "login flood posts forms", spec: Spec{Kind: KindLoginFlood, Rate: 300, Connections: 4, Paths: []string{"/login"}},
-			check: func(t *testing.T, o origin) {
+			check: func(t *testing.T, o seen) {
 				if o.methods["POST"] != o.requests || o.forms != o.requests {
 					t.Errorf("methods %v, %d credential forms, want all %d requests POSTed forms", o.methods, o.forms, o.requests)
 				}
 			}},
 		{name: "flash crowd is marked crowd", spec: Spec{Kind: KindFlashCrowd, Rate: 200, Connections: 8}, marker: ClassCrowd},
 		{name: "h2 flood over h2c", spec: Spec{Kind: KindH2Flood, Tool: ToolGo, Rate: 400, Connections: 2}, h2: true,
-			check: func(t *testing.T, o origin) {
+			check: func(t *testing.T, o seen) {
 				if o.protos[2] != o.requests {
 					t.Errorf("protocols %v, want all %d requests over HTTP/2", o.protos, o.requests)
 				}

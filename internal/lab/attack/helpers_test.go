@@ -27,15 +27,23 @@ import (
 // connection what was read and how long writes blocked. Every tenth request
 // is answered 404 so status accounting can be checked.
 type origin struct {
-	srv    *httptest.Server
-	quit   chan struct{}
-	bigLen int
+	srv  *httptest.Server
+	quit chan struct{}
+	big  []byte // the /big response body, 8 MiB
 
-	mu        sync.Mutex
+	want   string       // expected class
+	resets atomic.Int64 // /slow handlers whose request context ended early
+
+	mu    sync.Mutex
+	seen  seen
+	conns []*connRecord
+}
+
+// seen is what requests the origin received.
+type seen struct {
 	requests  int
 	statuses  map[int]int
 	marked    int // X-Lab-Class or lab_class cookie matched want
-	want      string
 	xff       map[string]int
 	peers     map[netip.Addr]int
 	paths     map[string]int
@@ -43,9 +51,6 @@ type origin struct {
 	forms     int // bodies that parsed as username/password forms
 	protos    map[int]int
 	bodyBytes int64
-
-	resets atomic.Int64 // /slow handlers whose request context ended early
-	conns  []*connRecord
 }
 
 // originOpts configures newOrigin.
@@ -63,9 +68,9 @@ func newOrigin(t *testing.T, o originOpts) *origin {
 		o.marker = ClassBot
 	}
 	g := &origin{
-		quit: make(chan struct{}), want: o.marker, bigLen: 8 << 20,
-		statuses: map[int]int{}, xff: map[string]int{}, peers: map[netip.Addr]int{},
-		paths: map[string]int{}, methods: map[string]int{}, protos: map[int]int{},
+		quit: make(chan struct{}), want: o.marker, big: bytes.Repeat([]byte("x"), 8<<20),
+		seen: seen{statuses: map[int]int{}, xff: map[string]int{}, peers: map[netip.Addr]int{},
+			paths: map[string]int{}, methods: map[string]int{}, protos: map[int]int{}},
 	}
 	var h http.Handler = http.HandlerFunc(g.serve)
 	if o.h2c {
@@ -96,28 +101,28 @@ func (g *origin) target(proxy bool) Target {
 func (g *origin) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	g.mu.Lock()
-	g.requests++
-	n := g.requests
+	v := &g.seen
+	v.requests++
 	c, _ := r.Cookie(ClassCookie)
 	if r.Header.Get(ClassHeader) == g.want || (c != nil && c.Value == g.want) {
-		g.marked++
+		v.marked++
 	}
-	g.xff[r.Header.Get("X-Forwarded-For")]++
+	v.xff[r.Header.Get("X-Forwarded-For")]++
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		g.peers[ap.Addr().Unmap()]++
+		v.peers[ap.Addr().Unmap()]++
 	}
-	g.paths[r.URL.RequestURI()]++
-	g.methods[r.Method]++
-	g.protos[r.ProtoMajor]++
-	g.bodyBytes += int64(len(body))
+	v.paths[r.URL.RequestURI()]++
+	v.methods[r.Method]++
+	v.protos[r.ProtoMajor]++
+	v.bodyBytes += int64(len(body))
 	if q, err := url.ParseQuery(string(body)); err == nil && q.Get("username") != "" && q.Get("password") != "" {
-		g.forms++
+		v.forms++
 	}
 	code := http.StatusOK
-	if n%10 == 0 {
+	if v.requests%10 == 0 {
 		code = http.StatusNotFound
 	}
-	g.statuses[code]++
+	v.statuses[code]++
 	g.mu.Unlock()
 	switch r.URL.Path {
 	case "/slow":
@@ -128,9 +133,9 @@ func (g *origin) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	case "/big":
-		w.Header().Set("Content-Length", strconv.Itoa(g.bigLen))
+		w.Header().Set("Content-Length", strconv.Itoa(len(g.big)))
 		w.WriteHeader(code)
-		_, _ = w.Write(bytes.Repeat([]byte("x"), g.bigLen))
+		_, _ = w.Write(g.big)
 		return
 	}
 	w.WriteHeader(code)
@@ -138,12 +143,13 @@ func (g *origin) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // snapshot copies the counters under the lock.
-func (g *origin) snapshot() origin {
+func (g *origin) snapshot() seen {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return origin{requests: g.requests, marked: g.marked, statuses: clone(g.statuses), xff: clone(g.xff),
-		peers: clone(g.peers), paths: clone(g.paths), methods: clone(g.methods), protos: clone(g.protos),
-		forms: g.forms, bodyBytes: g.bodyBytes}
+	v := g.seen
+	v.statuses, v.xff, v.peers = clone(v.statuses), clone(v.xff), clone(v.peers)
+	v.paths, v.methods, v.protos = clone(v.paths), clone(v.methods), clone(v.protos)
+	return v
 }
 
 func clone[K comparable](m map[K]int) map[K]int {
@@ -198,6 +204,7 @@ type connRecord struct {
 	lastRead   time.Time
 	wrote      int64
 	maxBlocked time.Duration
+	writing    time.Time // start of a write still blocked, or zero
 }
 
 func (c *connRecord) Read(p []byte) (int, error) {
@@ -221,9 +228,13 @@ func (c *connRecord) Read(p []byte) (int, error) {
 
 func (c *connRecord) Write(p []byte) (int, error) {
 	start := time.Now()
+	c.mu.Lock()
+	c.writing = start
+	c.mu.Unlock()
 	n, err := c.Conn.Write(p)
 	blocked := time.Since(start)
 	c.mu.Lock()
+	c.writing = time.Time{}
 	c.wrote += int64(n)
 	c.maxBlocked = max(c.maxBlocked, blocked)
 	c.mu.Unlock()
@@ -243,8 +254,12 @@ type connSnapshot struct {
 func (c *connRecord) snapshot() connSnapshot {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	blocked := c.maxBlocked
+	if !c.writing.IsZero() {
+		blocked = max(blocked, time.Since(c.writing))
+	}
 	return connSnapshot{data: string(c.data), reads: c.reads, readBytes: c.readBytes,
-		span: c.lastRead.Sub(c.firstRead), wrote: c.wrote, maxBlocked: c.maxBlocked}
+		span: c.lastRead.Sub(c.firstRead), wrote: c.wrote, maxBlocked: blocked}
 }
 
 // testSources returns n distinct documentation-range addresses

@@ -35,6 +35,7 @@ type relay struct {
 	next     atomic.Uint64
 	accepted atomic.Uint64
 	dialErrs atomic.Uint64
+	cut      atomic.Uint64 // connections the target closed first
 	wg       sync.WaitGroup
 
 	mu       sync.Mutex
@@ -47,6 +48,7 @@ type relay struct {
 type relayStats struct {
 	accepted   uint64         // client connections accepted
 	dialErrors uint64         // upstream connections that failed
+	cut        uint64         // connections the target closed before the client
 	statuses   map[int]uint64 // first response status per connection
 }
 
@@ -116,7 +118,7 @@ func (r *relay) close() relayStats {
 	r.wg.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return relayStats{accepted: r.accepted.Load(), dialErrors: r.dialErrs.Load(), statuses: r.statuses}
+	return relayStats{accepted: r.accepted.Load(), dialErrors: r.dialErrs.Load(), cut: r.cut.Load(), statuses: r.statuses}
 }
 
 // serve relays one client connection to the target.
@@ -156,8 +158,10 @@ func (r *relay) serve(c net.Conn) {
 		}
 	}
 	done := make(chan struct{})
+	var clientDone atomic.Bool
 	go func() {
 		defer close(done)
+		defer clientDone.Store(true)
 		if r.mode == relayXFF && src.IsValid() {
 			_ = copyInjecting(up, c, []byte("X-Forwarded-For: "+src.String()+"\r\n"))
 		} else {
@@ -167,9 +171,17 @@ func (r *relay) serve(c net.Conn) {
 			_ = tc.CloseWrite()
 		}
 	}()
-	if code, ok := copyFirstStatus(c, up); ok {
+	code, ok, eof := copyFirstStatus(c, up)
+	if ok {
 		r.mu.Lock()
 		r.statuses[code]++
+		r.mu.Unlock()
+	}
+	if eof && !clientDone.Load() {
+		r.mu.Lock()
+		if !r.closed {
+			r.cut.Add(1)
+		}
 		r.mu.Unlock()
 	}
 	c.Close()
@@ -209,29 +221,31 @@ func copyInjecting(dst io.Writer, src io.Reader, extra []byte) error {
 }
 
 // copyFirstStatus copies src to dst and returns the status code of the
-// first HTTP/1.x status line it carried, if any.
-func copyFirstStatus(dst io.Writer, src io.Reader) (int, bool) {
+// first HTTP/1.x status line it carried, if any, and whether the copy ended
+// at src's end (rather than a failure on either side).
+func copyFirstStatus(dst io.Writer, src io.Reader) (code int, found, eof bool) {
 	buf := make([]byte, 0, 1024)
-	code, found := 0, false
-	for !found && len(buf) < cap(buf) {
+	for len(buf) < cap(buf) {
 		n, err := src.Read(buf[len(buf):cap(buf)])
 		chunk := buf[len(buf) : len(buf)+n]
 		buf = buf[:len(buf)+n]
 		if n > 0 {
 			if _, werr := dst.Write(chunk); werr != nil {
-				return parseStatusLine(buf)
+				code, found = parseStatusLine(buf)
+				return code, found, false
 			}
 		}
 		if bytes.IndexByte(buf, '\n') >= 0 {
-			code, found = parseStatusLine(buf)
 			break
 		}
 		if err != nil {
-			return parseStatusLine(buf)
+			code, found = parseStatusLine(buf)
+			return code, found, err == io.EOF
 		}
 	}
-	_, _ = io.Copy(dst, src)
-	return code, found
+	code, found = parseStatusLine(buf)
+	_, err := io.Copy(dst, src)
+	return code, found, err == nil
 }
 
 // parseStatusLine reads the code from "HTTP/1.x NNN ..." at the start of b.

@@ -37,7 +37,10 @@ const slowContentLength = 100_000
 // with slowhttptest for d. slowhttptest cannot set headers: it sends the
 // cookie lab_class=bot, and connects through the relay, which carries the
 // source of each connection (X-Forwarded-For after the request line, or a
-// PROXY header) and records the first response status. The tool's -l is
+// PROXY header), records the first response status, counts the connections
+// (including slowhttptest's about one-a-second availability probe, marked
+// like the rest) and those the target closed (Result.Errors). The tool's
+// -l is
 // whole seconds; it is stopped with SIGINT at d and still writes its CSV.
 func runSlowhttptest(ctx context.Context, j *job, d time.Duration) (Result, error) {
 	s := j.spec
@@ -81,7 +84,14 @@ func runSlowhttptest(ctx context.Context, j *job, d time.Duration) (Result, erro
 	if err != nil {
 		return Result{}, err
 	}
-	res.Errors += rs.dialErrors
+	// The relay sees every close the target makes; slowhttptest's CSV only
+	// once a second.
+	res.Errors = max(res.Errors, rs.cut) + rs.dialErrors
+	// Connections the target cut within the first second never show in
+	// the CSV; the relay counted every one (and slowhttptest's
+	// availability probes, which carry the same cookie).
+	res.Sent = max(res.Sent, rs.accepted)
+	res.Connections = max(res.Connections, rs.accepted-rs.dialErrors)
 	res.Statuses = rs.statuses
 	if len(res.Statuses) == 0 {
 		res.Statuses = nil

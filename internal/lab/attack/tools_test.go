@@ -15,16 +15,16 @@ func TestWrk(t *testing.T) {
 		name  string
 		spec  Spec
 		proxy bool
-		check func(t *testing.T, o origin)
+		check func(t *testing.T, o seen)
 	}{
 		{name: "get flood", spec: Spec{Kind: KindGetFlood, Connections: 8, Paths: []string{"/", "/about"}},
-			check: func(t *testing.T, o origin) {
+			check: func(t *testing.T, o seen) {
 				if o.paths["/"] == 0 || o.paths["/about"] == 0 {
 					t.Errorf("paths = %v, want both", o.paths)
 				}
 			}},
 		{name: "cache busting", spec: Spec{Kind: KindCacheBusting, Connections: 4, Paths: []string{"/a"}},
-			check: func(t *testing.T, o origin) {
+			check: func(t *testing.T, o seen) {
 				if len(o.paths) < o.requests*9/10 {
 					t.Errorf("%d distinct URIs for %d requests", len(o.paths), o.requests)
 				}
@@ -35,13 +35,13 @@ func TestWrk(t *testing.T) {
 				}
 			}},
 		{name: "login flood", spec: Spec{Kind: KindLoginFlood, Connections: 4, Paths: []string{"/login"}},
-			check: func(t *testing.T, o origin) {
+			check: func(t *testing.T, o seen) {
 				if o.methods["POST"] != o.requests || o.forms != o.requests {
 					t.Errorf("methods %v, %d forms; want all %d POSTed credential forms", o.methods, o.forms, o.requests)
 				}
 			}},
 		{name: "PROXY protocol through the relay", proxy: true, spec: Spec{Kind: KindGetFlood, Connections: 6},
-			check: func(t *testing.T, o origin) {
+			check: func(t *testing.T, o seen) {
 				if len(o.peers) != 6 || o.xff[""] != o.requests {
 					t.Errorf("peers %v, XFF %d values; want 6 simulated peers and no X-Forwarded-For", o.peers, len(o.xff))
 				}
