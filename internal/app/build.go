@@ -79,6 +79,10 @@ func (a *App) build(cfg *config.Config) (*generation, error) {
 		rt.Inflight = a.state.inflight
 	}
 	sampler := filter.NewSampler(a.log.With("component", "shield"), cfg.Log.ShieldPerSecond, cfg.Log.SampleEvery)
+	recs, err := a.mitigation.rec.configure(cfg)
+	if err != nil {
+		return nil, err
+	}
 	for i, sc := range cfg.Sites {
 		site := &edge.Site{Index: i, Name: sc.Name, MaxBodyBytes: int64(l.MaxBodyBytes)}
 		for _, r := range sc.Routes {
@@ -104,21 +108,21 @@ func (a *App) build(cfg *config.Config) (*generation, error) {
 		g.challenges = append(g.challenges, svc)
 		site.Chain = filter.NewChain(stages, sampler)
 		site.Chain.OnChallenge(svc.Write)
-		site.Chain.OnWrite(a.explain.add)
-		site.Endpoints = func(w http.ResponseWriter, r *http.Request, fr *filter.Request) bool {
+		site.Chain.OnWrite(recs[i].onWrite(a.explain.add))
+		site.Endpoints = recs[i].endpoints(func(w http.ResponseWriter, r *http.Request, fr *filter.Request) bool {
 			if !challenge.Handles(r.URL.Path) {
 				return false
 			}
 			svc.ServeEndpoint(w, r, fr)
 			return true
-		}
+		})
 		pool, err := a.pool(g, sc)
 		if err != nil {
 			return nil, err
 		}
-		site.Origin = pool
+		site.Origin = recs[i].origin(pool)
 		idx := i
-		pool.SetResponseHook(memberHook(cfg.Challenge.MemberHeader, func() *challenge.Service { return a.currentChallenge(idx) }))
+		pool.SetResponseHook(recs[i].hook(memberHook(cfg.Challenge.MemberHeader, func() *challenge.Service { return a.currentChallenge(idx) })))
 		rt.Sites = append(rt.Sites, site)
 		for _, h := range sc.Hosts {
 			if h == "*" {

@@ -128,7 +128,8 @@ func (a *App) siteChallenge(cfg *config.Config, sc config.Site, index int, stage
 		HealthPaths:      []string{"/healthz", "/health", "/.well-known/"},
 		VerifiedCrawlers: crawlers,
 	})
-	stages[filter.StageAllow] = append([]filter.Filter{&standingFilter{svc: svc, good: m.good}, &knownFilter{good: m.good}}, stages[filter.StageAllow]...)
+	stages[filter.StageAllow] = append([]filter.Filter{&standingFilter{svc: svc, good: m.good, tags: &m.rec.tags}, &knownFilter{good: m.good},
+		&cohortFilter{svc: svc, tags: &m.rec.tags}}, stages[filter.StageAllow]...)
 	stages[filter.StageChallenge] = append(stages[filter.StageChallenge], f)
 	feeds, err := a.chal.feedLimiter(sc.Name)
 	if err != nil {
@@ -144,6 +145,8 @@ func (a *App) siteChallenge(cfg *config.Config, sc config.Site, index int, stage
 type standingFilter struct {
 	svc  *challenge.Service
 	good *goodness
+	// tags marks the request as a member's for the incident record.
+	tags *tagTable
 }
 
 func (f *standingFilter) Name() string { return "standing" }
@@ -155,6 +158,7 @@ func (f *standingFilter) Check(r *filter.Request) filter.Verdict {
 	if _, ok := f.svc.VerifyStanding(r.HTTP); ok {
 		r.Member, r.Known = true, true
 		f.good.note(r.Addr, r.Prefix, r.ASN)
+		f.tags.set(r.ID, tagMember)
 		return filter.Verdict{Action: filter.Bypass, Rule: "member-standing", Cause: "member standing"}
 	}
 	return filter.Verdict{}

@@ -11,6 +11,7 @@ import (
 	"github.com/portcullis/portcullis/internal/detect"
 	"github.com/portcullis/portcullis/internal/geo"
 	"github.com/portcullis/portcullis/internal/incident"
+	"github.com/portcullis/portcullis/internal/record"
 	"github.com/portcullis/portcullis/internal/stats"
 )
 
@@ -21,7 +22,10 @@ type detection struct {
 	acc  *stats.Accountant
 	eng  *detect.Engine
 	sink detect.Sink
-	tick time.Duration
+	// rsink fills the incidents' series, impact and integrity from the
+	// mitigation's recorder (bound when run starts).
+	rsink *record.Sink
+	tick  time.Duration
 	// mit receives every tick's results (nil: detection only).
 	mit *mitigation
 	// onTick, when set, sees every tick's target states (challenge
@@ -65,11 +69,12 @@ func newDetection(cfg *config.Config, sink detect.Sink, gdb *geo.DB, log *slog.L
 	if gdb != nil {
 		opts.Geo = func(a netip.Addr) (string, uint32) { i := gdb.Lookup(a); return i.Country, i.ASN }
 	}
-	eng, err := detect.NewEngine(dc, len(sc.Sites), sink, opts)
+	rsink := &record.Sink{Next: sink, Impact: true}
+	eng, err := detect.NewEngine(dc, len(sc.Sites), rsink, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &detection{acc: acc, eng: eng, sink: sink, tick: dc.Tick, attack: make([]atomic.Bool, len(sc.Sites))}, nil
+	return &detection{acc: acc, eng: eng, sink: rsink, rsink: rsink, tick: dc.Tick, attack: make([]atomic.Bool, len(sc.Sites))}, nil
 }
 
 // run drains and ticks until ctx ends, then closes open incidents' state in
@@ -80,6 +85,11 @@ func (d *detection) run(ctx context.Context) {
 	t := time.NewTicker(d.tick)
 	defer t.Stop()
 	d.acc.Begin(time.Now().UnixNano())
+	var rec *record.Recorder
+	if d.mit != nil {
+		rec = d.mit.rec.rec
+		d.rsink.Rec = rec // Step, the only reader, runs on this goroutine
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -89,6 +99,9 @@ func (d *detection) run(ctx context.Context) {
 			d.eng.Step(ctx, snap, now)
 			targets := d.eng.Status()
 			for _, t := range targets {
+				if rec != nil && t.Site >= 0 {
+					rec.Mark(now, t.Site, t.State == incident.StateNormal) // peace time for the baselines
+				}
 				if t.Site >= 0 && t.Site < len(d.attack) {
 					alert := t.State != incident.StateNormal
 					if !d.attack[t.Site].Swap(alert) && alert && d.mit != nil {

@@ -46,10 +46,14 @@ type mitigation struct {
 
 	// limiters holds one per-address limiter per rate-limit decision.
 	limiters sync.Map // decision id → *ratelimit.Limiter
+
+	// rec keeps the incident record: per-second traffic, cohorts, the
+	// decisions' collateral (record.go).
+	rec *recorder
 }
 
 func newMitigation(mode string, store incident.Backend, log *slog.Logger, onDecision func(incidentID string, ev incident.Event), onErr func(error)) (*mitigation, error) {
-	m := &mitigation{set: mitigate.NewDecisionSet(0), shadow: mitigate.NewShadowLog(time.Hour, time.Minute, 0), good: newGoodness(), observe: mode == "observe"}
+	m := &mitigation{set: mitigate.NewDecisionSet(0), shadow: mitigate.NewShadowLog(time.Hour, time.Minute, 0), good: newGoodness(), observe: mode == "observe", rec: newRecorder()}
 	p, err := mitigate.NewPolicy(mitigate.Config{Shadow: mode == "shadow"})
 	if err != nil {
 		return nil, err
@@ -60,6 +64,7 @@ func newMitigation(mode string, store incident.Backend, log *slog.Logger, onDeci
 		if id == "" || store == nil {
 			return
 		}
+		m.rec.noteDecision(id, ev)
 		if onDecision != nil {
 			onDecision(id, ev) // alerts: never blocks
 		}
