@@ -130,8 +130,8 @@ func TestGoFlood(t *testing.T) {
 			if res.Statuses[404] != uint64(o.statuses[404]) {
 				t.Errorf("Result 404s = %d, origin answered %d", res.Statuses[404], o.statuses[404])
 			}
-			if o.marked != o.requests {
-				t.Errorf("%d of %d requests carried the marker", o.marked, o.requests)
+			if o.marked != o.requests || o.hosts[g.host()] != o.requests {
+				t.Errorf("%d of %d requests carried the marker; Host headers %v", o.marked, o.requests, o.hosts)
 			}
 			if want := min(o.requests, len(sources)) * 9 / 10; len(o.xff) < want {
 				t.Errorf("%d distinct X-Forwarded-For values, want ≥ %d", len(o.xff), want)

@@ -60,7 +60,7 @@ func h2loadRoundRun(ctx context.Context, j *job, d time.Duration, next *int) (Re
 	var rl *relay
 	if j.target.ProxyProtocol {
 		var err error
-		if rl, err = startRelay(j, relayProxy, false); err != nil {
+		if rl, err = startRelay(j, relayProxy, false, false); err != nil {
 			return Result{}, err
 		}
 		base = "http://" + rl.addr()
@@ -78,6 +78,7 @@ func h2loadRoundRun(ctx context.Context, j *job, d time.Duration, next *int) (Re
 			"-D", strconv.FormatInt(d.Milliseconds(), 10) + "ms",
 			"-H", strings.ToLower(ClassHeader) + ": " + j.marker,
 			"-H", "user-agent: " + userAgents[p%len(userAgents)],
+			"-H", ":authority: " + j.target.URL.Host, // not the relay's address
 		}
 		if !j.target.ProxyProtocol && len(j.xff) > 0 {
 			args = append(args, "-H", "x-forwarded-for: "+j.xff[*next%len(j.xff)])

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -50,6 +51,7 @@ type seen struct {
 	methods   map[string]int
 	forms     int // bodies that parsed as username/password forms
 	protos    map[int]int
+	hosts     map[string]int
 	bodyBytes int64
 }
 
@@ -70,7 +72,7 @@ func newOrigin(t *testing.T, o originOpts) *origin {
 	g := &origin{
 		quit: make(chan struct{}), want: o.marker, big: bytes.Repeat([]byte("x"), 8<<20),
 		seen: seen{statuses: map[int]int{}, xff: map[string]int{}, peers: map[netip.Addr]int{},
-			paths: map[string]int{}, methods: map[string]int{}, protos: map[int]int{}},
+			paths: map[string]int{}, methods: map[string]int{}, protos: map[int]int{}, hosts: map[string]int{}},
 	}
 	var h http.Handler = http.HandlerFunc(g.serve)
 	if o.h2c {
@@ -91,6 +93,9 @@ func newOrigin(t *testing.T, o originOpts) *origin {
 	})
 	return g
 }
+
+// host is the origin's host:port, the Host every request should carry.
+func (g *origin) host() string { return strings.TrimPrefix(g.srv.URL, "http://") }
 
 // target is the origin as an attack Target.
 func (g *origin) target(proxy bool) Target {
@@ -114,6 +119,7 @@ func (g *origin) serve(w http.ResponseWriter, r *http.Request) {
 	v.paths[r.URL.RequestURI()]++
 	v.methods[r.Method]++
 	v.protos[r.ProtoMajor]++
+	v.hosts[r.Host]++
 	v.bodyBytes += int64(len(body))
 	if q, err := url.ParseQuery(string(body)); err == nil && q.Get("username") != "" && q.Get("password") != "" {
 		v.forms++
@@ -148,7 +154,7 @@ func (g *origin) snapshot() seen {
 	defer g.mu.Unlock()
 	v := g.seen
 	v.statuses, v.xff, v.peers = clone(v.statuses), clone(v.xff), clone(v.peers)
-	v.paths, v.methods, v.protos = clone(v.paths), clone(v.methods), clone(v.protos)
+	v.paths, v.methods, v.protos, v.hosts = clone(v.paths), clone(v.methods), clone(v.protos), clone(v.hosts)
 	return v
 }
 

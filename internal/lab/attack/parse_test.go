@@ -137,7 +137,11 @@ func TestCopyInjecting(t *testing.T) {
 		want string
 	}{
 		{"request line then headers", "GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET / HTTP/1.1\r\n" + extra + "Host: a\r\n\r\n"},
-		{"partial slowloris", "GET / HTTP/1.1\r\nX-a: ", "GET / HTTP/1.1\r\n" + extra + "X-a: "},
+		{"relay host rewritten", "GET / HTTP/1.1\r\nHost: relay:1\r\nX: y\r\n\r\n", "GET / HTTP/1.1\r\n" + extra + "Host: target:2\r\nX: y\r\n\r\n"},
+		{"partial slowloris", "GET / HTTP/1.1\r\nHost: a\r\nX-a: ", "GET / HTTP/1.1\r\n" + extra + "Host: a\r\nX-a: "},
+		{"lower-case host line", "GET / HTTP/1.1\r\nhost: a\r\n", "GET / HTTP/1.1\r\n" + extra + "host: a\r\n"},
+		{"no host before the source ends", "GET / HTTP/1.1\r\nX-a: b\r\n", "GET / HTTP/1.1\r\nX-a: b\r\n"},
+		{"headers end without host", "GET / HTTP/1.0\r\n\r\nbody", "GET / HTTP/1.0\r\n" + extra + "\r\nbody"},
 		{"no newline yet", "GET / HTT", "GET / HTT"},
 		{"empty", "", ""},
 		{"overlong first line passes unchanged", strings.Repeat("a", 9000) + "\nb", strings.Repeat("a", 9000) + "\nb"},
@@ -146,7 +150,8 @@ func TestCopyInjecting(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
 			// oneByteReader makes the request line arrive in pieces.
-			_ = copyInjecting(&out, &oneByteReader{s: tt.in}, []byte(extra))
+			// oneByteReader makes the head arrive in pieces.
+			_ = copyInjecting(&out, &oneByteReader{s: tt.in}, []byte(extra), []byte("Host: relay:1\r\n"), []byte("Host: target:2\r\n"))
 			if out.String() != tt.want {
 				t.Errorf("copyInjecting = %q, want %q", out.String(), tt.want)
 			}
@@ -215,7 +220,7 @@ func FuzzParseToolOutput(f *testing.F) {
 		}
 		var out bytes.Buffer
 		in := string(b)
-		_ = copyInjecting(&out, strings.NewReader(in), []byte("X\r\n"))
+		_ = copyInjecting(&out, strings.NewReader(in), []byte("X\r\n"), nil, nil)
 		if i := strings.IndexByte(in, '\n'); i >= 0 && i < 8<<10 {
 			if want := in[:i+1] + "X\r\n" + in[i+1:]; out.String() != want {
 				t.Fatalf("copyInjecting(%q) = %q, want %q", in, out.String(), want)

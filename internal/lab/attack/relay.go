@@ -25,13 +25,16 @@ const (
 
 // relay is a loopback TCP relay that lets an external tool which cannot set
 // forwarding headers appear to come from the simulated sources, one per
-// connection in rotation. It records the first response status line of
-// each connection.
+// connection in rotation, and rewrites the Host header of the first
+// request from the relay's address to the target's. It records the first
+// response status line of each connection.
 type relay struct {
 	ln       net.Listener
 	j        *job
 	mode     relayMode
 	slowRead bool
+	hostFrom []byte // "Host: <relay address>\r\n", rewritten to hostTo
+	hostTo   []byte // "Host: <target URL host>\r\n"
 	next     atomic.Uint64
 	accepted atomic.Uint64
 	dialErrs atomic.Uint64
@@ -54,14 +57,20 @@ type relayStats struct {
 
 // startRelay listens on 127.0.0.1:0 and relays to j's target. slowRead
 // shrinks the relay's buffers so a slow-reading client stays slow towards
-// the target.
-func startRelay(j *job, mode relayMode, slowRead bool) (*relay, error) {
+// the target; rewriteHost replaces the relay's address in the first
+// request's Host header with the target's (for tools that take the Host
+// from the URL they are given).
+func startRelay(j *job, mode relayMode, slowRead, rewriteHost bool) (*relay, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("attack: relay: %w", err)
 	}
 	r := &relay{ln: ln, j: j, mode: mode, slowRead: slowRead,
 		conns: make(map[net.Conn]struct{}), statuses: make(map[int]uint64)}
+	if rewriteHost {
+		r.hostFrom = []byte("Host: " + ln.Addr().String() + "\r\n")
+		r.hostTo = []byte("Host: " + j.target.URL.Host + "\r\n")
+	}
 	r.wg.Go(r.accept)
 	return r, nil
 }
@@ -161,12 +170,12 @@ func (r *relay) serve(c net.Conn) {
 	var clientDone atomic.Bool
 	go func() {
 		defer close(done)
-		defer clientDone.Store(true)
+		var extra []byte
 		if r.mode == relayXFF && src.IsValid() {
-			_ = copyInjecting(up, c, []byte("X-Forwarded-For: "+src.String()+"\r\n"))
-		} else {
-			_, _ = io.Copy(up, c)
+			extra = []byte("X-Forwarded-For: " + src.String() + "\r\n")
 		}
+		_ = copyInjecting(up, c, extra, r.hostFrom, r.hostTo)
+		clientDone.Store(true) // before the target can see the client's end
 		if tc, ok := up.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
 		}
@@ -190,34 +199,58 @@ func (r *relay) serve(c net.Conn) {
 }
 
 // copyInjecting copies src to dst, inserting extra right after the first
-// line (the request line). A first line longer than 8 KiB is passed on
-// without the insertion.
-func copyInjecting(dst io.Writer, src io.Reader, extra []byte) error {
+// line (the request line) and replacing the header line hostFrom with hostTo
+// (so the target sees its own Host, not the relay's). Before forwarding
+// anything it waits for the first line and, when hostFrom is set, for a
+// complete Host line or the end of the header block; a head longer than
+// 8 KiB, or a source that ends first, is passed on unchanged.
+func copyInjecting(dst io.Writer, src io.Reader, extra, hostFrom, hostTo []byte) error {
 	buf := make([]byte, 0, 8<<10)
-	for {
-		n, err := src.Read(buf[len(buf):cap(buf)])
+	var err error
+	for len(buf) < cap(buf) && !headReady(buf, hostFrom) && err == nil {
+		var n int
+		n, err = src.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
-		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
-			out := make([]byte, 0, len(buf)+len(extra))
-			out = append(append(append(out, buf[:i+1]...), extra...), buf[i+1:]...)
-			if _, werr := dst.Write(out); werr != nil {
-				return werr
-			}
-			break
+	}
+	out := buf
+	if i := bytes.IndexByte(buf, '\n'); i >= 0 && headReady(buf, hostFrom) {
+		rest := buf[i+1:]
+		if len(hostFrom) > 0 {
+			rest = bytes.Replace(rest, hostFrom, hostTo, 1)
 		}
-		if len(buf) == cap(buf) {
-			if _, werr := dst.Write(buf); werr != nil {
-				return werr
-			}
-			break
-		}
-		if err != nil {
-			_, _ = dst.Write(buf)
-			return err
+		out = make([]byte, 0, len(buf)+len(extra)+len(hostTo))
+		out = append(append(append(out, buf[:i+1]...), extra...), rest...)
+	}
+	if _, werr := dst.Write(out); werr != nil {
+		return werr
+	}
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(dst, src)
+	return err
+}
+
+// headReady reports whether b holds the first line and, when hostFrom is
+// set, a complete Host line or the end of the header block.
+func headReady(b, hostFrom []byte) bool {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return false
+	}
+	if len(hostFrom) == 0 {
+		return true
+	}
+	rest := b[i+1:]
+	if bytes.Contains(rest, hostFrom) || bytes.Contains(rest, []byte("\r\n\r\n")) || bytes.HasPrefix(rest, []byte("\r\n")) {
+		return true
+	}
+	for line := range bytes.Lines(rest) {
+		if bytes.HasSuffix(line, []byte("\n")) && len(line) > 5 && bytes.EqualFold(line[:5], []byte("host:")) {
+			return true
 		}
 	}
-	_, err := io.Copy(dst, src)
-	return err
+	return false
 }
 
 // copyFirstStatus copies src to dst and returns the status code of the

@@ -62,6 +62,9 @@ func TestSlowAttacks(t *testing.T) {
 				if !strings.Contains(c.data, "X-Forwarded-For: 198.18.") {
 					t.Errorf("attack connection without a simulated source: %q", trim(c.data))
 				}
+				if !strings.Contains(c.data, "\r\nHost: "+g.host()+"\r\n") {
+					t.Errorf("attack connection without the target's Host %q: %q", g.host(), trim(c.data))
+				}
 				if !strings.Contains(c.data, "X-Lab-Class: bot") && !strings.Contains(c.data, "lab_class=bot") {
 					t.Errorf("attack connection without the marker: %q", trim(c.data))
 				}

@@ -53,7 +53,7 @@ func runSlowhttptest(ctx context.Context, j *job, d time.Duration) (Result, erro
 	if j.target.ProxyProtocol {
 		mode = relayProxy
 	}
-	rl, err := startRelay(j, mode, s.Kind == KindSlowRead)
+	rl, err := startRelay(j, mode, s.Kind == KindSlowRead, true)
 	if err != nil {
 		return Result{}, err
 	}

@@ -78,6 +78,9 @@ func TestWrk(t *testing.T) {
 			if o.marked != o.requests {
 				t.Errorf("%d of %d requests carried the marker", o.marked, o.requests)
 			}
+			if o.hosts[g.host()] != o.requests {
+				t.Errorf("Host headers %v, want all %q", o.hosts, g.host())
+			}
 			if !tt.proxy && len(o.xff) < min(o.requests, len(sources))*9/10 {
 				t.Errorf("%d distinct X-Forwarded-For values over %d requests", len(o.xff), o.requests)
 			}
@@ -122,6 +125,9 @@ func TestH2load(t *testing.T) {
 			}
 			if o.marked != o.requests {
 				t.Errorf("%d of %d requests carried the marker", o.marked, o.requests)
+			}
+			if o.hosts[g.host()] != o.requests {
+				t.Errorf("Host headers %v, want all %q", o.hosts, g.host())
 			}
 			if len(o.xff) < tt.wantXFF || len(o.peers) < tt.wantPeers {
 				t.Errorf("%d X-Forwarded-For values, %d peers; want ≥ %d, ≥ %d", len(o.xff), len(o.peers), tt.wantXFF, tt.wantPeers)

@@ -37,6 +37,7 @@ type wrkScript struct {
 	Paths        []string
 	Method       string
 	Marker       string
+	Host         string // the target's, also when wrk connects to the relay
 	ClassHeader  string
 	CapPerThread uint64
 	Threads      int
@@ -53,6 +54,7 @@ func writeWrkScript(dir string, j *job, threads int) (string, error) {
 		Paths:        j.spec.Paths,
 		Method:       j.spec.Method,
 		Marker:       j.marker,
+		Host:         j.target.URL.Host,
 		ClassHeader:  ClassHeader,
 		CapPerThread: MaxRequests / uint64(threads),
 		Threads:      threads,
@@ -98,7 +100,7 @@ func runWrk(ctx context.Context, j *job, d time.Duration) (Result, error) {
 	target.Path, target.RawQuery = "/", ""
 	var rl *relay
 	if j.target.ProxyProtocol {
-		if rl, err = startRelay(j, relayProxy, false); err != nil {
+		if rl, err = startRelay(j, relayProxy, false, false); err != nil {
 			return Result{}, err
 		}
 		target.Host = rl.addr()
