@@ -91,6 +91,8 @@ type labRunFlags struct {
 	proxyProtocol  bool
 	geoDir         string
 	seed           uint64
+	shieldLog      string
+	recordFile     string
 }
 
 func newLabRunCmd() *cobra.Command {
@@ -113,11 +115,24 @@ the last line of stdout. A status line per second goes to stderr.`,
 				return err
 			}
 			opts.Progress = cmd.ErrOrStderr()
+			if f.shieldLog != "" {
+				lf, err := os.Create(f.shieldLog)
+				if err != nil {
+					return fmt.Errorf("lab: --shield-log: %w", err)
+				}
+				defer lf.Close()
+				opts.ShieldLog = lf
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			rec, err := lab.Run(ctx, opts)
 			if rec == nil {
 				return err
+			}
+			if f.recordFile != "" {
+				if werr := writeJSONFile(f.recordFile, rec); werr != nil {
+					return werr
+				}
 			}
 			score := lab.Compute(rec)
 			if f.jsonOut {
@@ -141,6 +156,8 @@ the last line of stdout. A status line per second goes to stderr.`,
 	fl.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the --admin bearer token")
 	fl.BoolVar(&f.proxyProtocol, "proxy-protocol", false, "announce simulated sources in PROXY v1 headers instead of X-Forwarded-For (--target only)")
 	fl.StringVar(&f.geoDir, "geo-dir", "", "directory with the open geo data (scripts/fetch-geodata.sh); default $PORTCULLIS_GEODATA or ./testdata/geodata")
+	fl.StringVar(&f.shieldLog, "shield-log", "", "write the self-contained shield's log to this file")
+	fl.StringVar(&f.recordFile, "record", "", "write the recorded events (the input of the score) to this JSON file")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the simulated populations and the visitors' choices")
 	return c
 }
@@ -187,6 +204,17 @@ func (f *labRunFlags) options(sc *lab.Scenario) (lab.Options, error) {
 		o.AdminToken = strings.TrimSpace(string(b))
 	}
 	return o, nil
+}
+
+func writeJSONFile(name string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		return fmt.Errorf("lab: %w", err)
+	}
+	return nil
 }
 
 // printScore writes the human-readable score.

@@ -64,8 +64,11 @@ type client struct {
 	class Class
 	ua    string
 	rec   *recorder
-	run   context.Context // the run; when it ends, unfinished requests are not recorded
-	stop  <-chan struct{} // closed at the end of the run: start no new request
+	// formFill is the longest a person takes to fill in a form (uniform
+	// from a third of it); 0 submits at once.
+	formFill time.Duration
+	run      context.Context // the run; when it ends, unfinished requests are not recorded
+	stop     <-chan struct{} // closed at the end of the run: start no new request
 }
 
 // newClient returns a client of class for the front at base that
@@ -96,7 +99,7 @@ func newClient(run context.Context, stop <-chan struct{}, rec *recorder, base *u
 			return http.ErrUseLastResponse
 		}},
 		tr: tr, base: strings.TrimSuffix(base.String(), "/"), addr: addr, xff: !proxyProtocol,
-		class: class, ua: ua, rec: rec, run: run, stop: stop,
+		class: class, ua: ua, rec: rec, run: run, stop: stop, formFill: 3 * time.Second,
 	}
 }
 

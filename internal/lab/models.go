@@ -85,7 +85,7 @@ func (c *client) submitForm(rng *rand.Rand, path string, fields url.Values) bool
 	if c.stopped() || !c.do("page", http.MethodGet, path, pageHeaders(), nil, okStatus).OK {
 		return false
 	}
-	if !c.pause(time.Duration(1+rng.IntN(3)) * time.Second) { // filling in the form
+	if c.formFill > 0 && !c.pause(c.formFill/3+time.Duration(rng.Int64N(int64(2*c.formFill/3)+1))) { // filling in the form
 		return false
 	}
 	body, sum := formBody(fields, 200+rng.IntN(4000), byte(rng.IntN(26)))

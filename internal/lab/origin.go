@@ -70,6 +70,15 @@ func ParseClass(s string) Class {
 	return ClassUnknown
 }
 
+// MarshalText writes the class name.
+func (c Class) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// UnmarshalText reads a class name; unknown names are ClassUnknown.
+func (c *Class) UnmarshalText(b []byte) error {
+	*c = ParseClass(string(b))
+	return nil
+}
+
 // IsLegit reports whether c is one of the legitimate traffic models.
 func (c Class) IsLegit() bool { return c >= ClassLegit && c <= ClassAPI }
 

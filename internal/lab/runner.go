@@ -52,6 +52,9 @@ type Options struct {
 	AdminToken string
 	// ShieldBinary is the portcullis executable of a self-contained run.
 	ShieldBinary string
+	// ShieldLog receives the self-contained shield's log; nil keeps only
+	// its tail, shown when it fails to start.
+	ShieldLog io.Writer
 	// GeoDirs are searched in order for the country mmdb of
 	// scripts/fetch-geodata.sh (see OpenPopulation).
 	GeoDirs []string
@@ -174,7 +177,7 @@ func Run(ctx context.Context, o Options) (*Record, error) {
 		if !fallback && pop.Source != "" {
 			env = append(env, "PORTCULLIS_GEODATA="+dirOf(pop.Source))
 		}
-		sp, err := startShield(ctx, o.ShieldBinary, sc, originURL, env, 30*time.Second)
+		sp, err := startShield(ctx, o.ShieldBinary, sc, originURL, env, o.ShieldLog, 30*time.Second)
 		if err != nil {
 			return nil, err
 		}
@@ -200,7 +203,7 @@ func Run(ctx context.Context, o Options) (*Record, error) {
 	t0 := time.Now()
 	origin.Start(t0)
 	rec := &recorder{t0: t0}
-	models := startModels(run, stop, rec, target, o.ProxyProtocol, legitAddrs, sc.Legit, o.Seed)
+	models := startModels(run, stop, rec, target, o.ProxyProtocol, legitAddrs, sc.Legit, o.Seed, min(sc.Phases.Before/2, 5*time.Second))
 
 	var det detections
 	if admin != nil {
@@ -274,9 +277,11 @@ func dirOf(file string) string {
 	return "."
 }
 
-// startModels starts one goroutine per simulated person, staggered over the
-// first two seconds; the WaitGroup ends when all have returned.
-func startModels(run context.Context, stop <-chan struct{}, rec *recorder, target *url.URL, pp bool, addrs []netip.Addr, l Legit, seed uint64) *sync.WaitGroup {
+// startModels starts one goroutine per simulated person, arriving at
+// random over the first ramp (people do not all arrive in the same second;
+// a thundering herd of first page loads with cold caches would be a surge
+// of its own); the WaitGroup ends when all have returned.
+func startModels(run context.Context, stop <-chan struct{}, rec *recorder, target *url.URL, pp bool, addrs []netip.Addr, l Legit, seed uint64, ramp time.Duration) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	i := 0
 	spawn := func(n int, class Class, body func(c *client, rng *rand.Rand, id int)) {
@@ -293,7 +298,7 @@ func startModels(run context.Context, stop <-chan struct{}, rec *recorder, targe
 			i++
 			wg.Go(func() {
 				defer c.close()
-				if c.pause(time.Duration(rng.Int64N(int64(2 * time.Second)))) {
+				if c.pause(time.Duration(rng.Int64N(int64(ramp) + 1))) {
 					body(c, rng, id)
 				}
 			})
@@ -354,11 +359,30 @@ func waitThrough(ctx context.Context, target *url.URL, timeout time.Duration) er
 	}
 }
 
-// detections polls a Portcullis admin API for open incidents and keeps when
-// each was detected. Safe for concurrent use.
+// detections polls a Portcullis admin API and keeps the times the shield
+// declared an attack: an incident detected, an attack resumed (the state
+// machine entering "attack" again) or a new vector added to an open
+// incident — so an attack that starts while an earlier incident is still
+// open is seen too. Safe for concurrent use.
 type detections struct {
 	mu   sync.Mutex
 	seen map[string]time.Duration
+}
+
+// statusDoc is the part of /api/v1/status the lab reads.
+type statusDoc struct {
+	Sites []struct {
+		Open *struct {
+			ID       string    `json:"id"`
+			Detected time.Time `json:"detected"`
+			Timeline []struct {
+				Time    time.Time `json:"time"`
+				Kind    string    `json:"kind"`
+				To      string    `json:"to"`
+				Message string    `json:"message"`
+			} `json:"timeline"`
+		} `json:"open_incident"`
+	} `json:"sites"`
 }
 
 // poll asks admin's /api/v1/status every 100 ms until ctx ends.
@@ -374,32 +398,35 @@ func (d *detections) poll(ctx context.Context, admin *url.URL, token string, t0 
 		if err != nil {
 			continue
 		}
-		var st struct {
-			Sites []struct {
-				Open *struct {
-					ID       string    `json:"id"`
-					Detected time.Time `json:"detected"`
-				} `json:"open_incident"`
-			} `json:"sites"`
-		}
+		var st statusDoc
 		err = json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&st)
 		resp.Body.Close()
-		if err != nil {
+		if err == nil {
+			d.add(st, t0)
+		}
+	}
+}
+
+// add records the detections in one status document.
+func (d *detections) add(st statusDoc, t0 time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seen == nil {
+		d.seen = map[string]time.Duration{}
+	}
+	for _, s := range st.Sites {
+		o := s.Open
+		if o == nil || o.ID == "" {
 			continue
 		}
-		d.mu.Lock()
-		for _, s := range st.Sites {
-			if s.Open == nil || s.Open.ID == "" || s.Open.Detected.IsZero() {
-				continue
-			}
-			if d.seen == nil {
-				d.seen = map[string]time.Duration{}
-			}
-			if _, ok := d.seen[s.Open.ID]; !ok {
-				d.seen[s.Open.ID] = s.Open.Detected.Sub(t0)
+		if !o.Detected.IsZero() {
+			d.seen[o.ID] = o.Detected.Sub(t0)
+		}
+		for _, e := range o.Timeline {
+			if (e.Kind == "state" && e.To == "attack") || e.Kind == "vector" {
+				d.seen[o.ID+" "+e.Time.String()] = e.Time.Sub(t0)
 			}
 		}
-		d.mu.Unlock()
 	}
 }
 
@@ -412,7 +439,7 @@ func (d *detections) list() []time.Duration {
 		out = append(out, t)
 	}
 	slices.Sort(out)
-	return out
+	return slices.Compact(out)
 }
 
 // printProgress writes one status line: phase, elapsed, legitimate success

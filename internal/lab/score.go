@@ -59,8 +59,9 @@ type Record struct {
 	Origin []Arrivals
 	// Attacks are the vectors with their drivers' results.
 	Attacks []AttackOutcome
-	// Detections are the times the shield opened incidents (from its
-	// admin API), ascending; nil when unknown.
+	// Detections are the times the shield declared an attack (incident
+	// detected, attack resumed, new vector; from its admin API),
+	// ascending; nil when unknown.
 	Detections []time.Duration
 	// OriginPeakConcurrency is the most requests the origin handled at once.
 	OriginPeakConcurrency int64
@@ -84,11 +85,12 @@ type Score struct {
 	// BotLeakRate is bot arrivals at the origin / bot requests sent (for
 	// slow_* vectors the unit is connections).
 	BotLeakRate *float64 `json:"bot_leak_rate"`
-	// TimeToDetectMS is from the start of the attack phase to the first
-	// incident the shield opened after it; null without an admin API or
+	// TimeToDetectMS is from the start of the attack (the first bot
+	// vector's start) to the first time after it the shield declared an
+	// attack (incident detected, attack resumed, new vector); null without an admin API or
 	// when none was opened.
 	TimeToDetectMS *float64 `json:"time_to_detect_ms"`
-	// TimeToMitigateMS is from the start of the attack phase to the first
+	// TimeToMitigateMS is from the start of the attack to the first
 	// instant after which, in every one-second window, bot arrivals at the
 	// origin stay ≤ 5% of the bot requests sent; null when never.
 	TimeToMitigateMS *float64 `json:"time_to_mitigate_ms"`
@@ -103,8 +105,11 @@ type Score struct {
 	// CrowdServedRate is flash-crowd arrivals at the origin / flash-crowd
 	// requests sent; null without a flash crowd.
 	CrowdServedRate *float64 `json:"crowd_served_rate"`
-	// FalseAlarms counts incidents opened before the attack phase.
+	// FalseAlarms counts attack declarations before the attack started.
 	FalseAlarms int `json:"false_alarms"`
+	// LegitFailures counts failed legitimate requests by "class kind
+	// status" (status 0: transport error or timeout), e.g. "feed feed 429".
+	LegitFailures map[string]uint64 `json:"legit_failures,omitempty"`
 	// Phases are per-phase counts.
 	Phases PhaseCountsByPhase `json:"phases"`
 	// Attacks are the vectors' client-side results.
@@ -205,6 +210,11 @@ func Compute(r *Record) Score {
 			c.LegitOK++
 			legitOK++
 			lat[ph] = append(lat[ph], q.Latency)
+		} else {
+			if s.LegitFailures == nil {
+				s.LegitFailures = map[string]uint64{}
+			}
+			s.LegitFailures[q.Class.String()+" "+q.Kind+" "+strconv.Itoa(q.Status)]++
 		}
 		if q.Class == ClassMember {
 			c.MemberRequests++
@@ -266,15 +276,15 @@ func Compute(r *Record) Score {
 	s.BotLeakRate = ratio(botArr, botSent)
 	s.CrowdServedRate = ratio(crowdArr, crowdSent)
 	s.Phases = PhaseCountsByPhase{Before: counts[0], During: counts[1], After: counts[2]}
-	s.TimeToMitigateMS = timeToMitigate(r, sent)
-
+	start := r.attackStart()
+	s.TimeToMitigateMS = timeToMitigate(r, sent, start)
 	for _, d := range r.Detections {
-		if d < r.Phases.Before {
+		if d < start {
 			s.FalseAlarms++
 			continue
 		}
 		if s.TimeToDetectMS == nil {
-			s.TimeToDetectMS = ms(d - r.Phases.Before)
+			s.TimeToDetectMS = ms(d - start)
 		}
 	}
 	if r.Shield != nil {
@@ -283,6 +293,23 @@ func Compute(r *Record) Score {
 		s.ShieldCPUSeconds, s.ShieldPeakRSSBytes = &cpu, &rss
 	}
 	return s
+}
+
+// attackStart is when the attack began: the earliest Start of the bot
+// vectors (of all vectors when there is none), from the start of the run.
+func (r *Record) attackStart() time.Duration {
+	first, any := time.Duration(-1), false
+	for _, crowdToo := range []bool{false, true} {
+		for _, a := range r.Attacks {
+			if (!a.crowd() || crowdToo) && (first < 0 || a.Spec.Start < first) {
+				first, any = a.Spec.Start, true
+			}
+		}
+		if any {
+			break
+		}
+	}
+	return r.Phases.Before + max(first, 0)
 }
 
 // botSentSeries spreads each bot vector's reported Sent evenly over its
@@ -334,16 +361,16 @@ func activeIntervals(start, d time.Duration, p *attack.Pulse) [][2]time.Duration
 }
 
 // timeToMitigate finds the last one-second window (sliding by Bin over the
-// bot-active part of the attack phase) whose bot arrivals exceed
-// MitigatedShare of the bot requests sent in it; the answer is the end of
-// that window's first bin, from the start of the attack phase. Windows in
-// which nothing was sent (pulse pauses) are not judged. Null when no bot
-// traffic was sent or the last window still leaks.
-func timeToMitigate(r *Record, sent []float64) *float64 {
+// bot-active part of the attack phase, from start) whose bot arrivals
+// exceed MitigatedShare of the bot requests sent in it; the answer is the
+// end of that window's first bin, from start. Windows in which nothing was
+// sent (pulse pauses) are not judged. Null when no bot traffic was sent or
+// the last window still leaks.
+func timeToMitigate(r *Record, sent []float64, start time.Duration) *float64 {
 	if r.Bin <= 0 {
 		return nil
 	}
-	a := int(r.Phases.Before / r.Bin)
+	a := int(start / r.Bin)
 	e := min(int((r.Phases.Before+r.Phases.Attack+r.Bin-1)/r.Bin), len(sent))
 	for e > a && sent[e-1] == 0 {
 		e--
@@ -376,7 +403,7 @@ func timeToMitigate(r *Record, sent []float64) *float64 {
 	case lastFail+w >= e:
 		return nil
 	}
-	return ms(time.Duration(lastFail+1-a) * r.Bin)
+	return ms(time.Duration(lastFail+1)*r.Bin - start)
 }
 
 func ratio(n, d uint64) *float64 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/http"
@@ -138,10 +139,10 @@ func freeLoopbackAddr() (string, error) {
 
 // startShield writes the scenario's shield configuration into a temporary
 // directory and starts bin ("portcullis") as `serve --config FILE` with env
-// added to the lab's environment, then waits (≤ readyTimeout) until its admin
+// added to the lab's environment and its output copied to logTo (if not nil), then waits (≤ readyTimeout) until its admin
 // /healthz answers 200. Errors name what failed and carry the tail of the
 // shield's log.
-func startShield(ctx context.Context, bin string, sc *Scenario, origin string, env []string, readyTimeout time.Duration) (*shieldProc, error) {
+func startShield(ctx context.Context, bin string, sc *Scenario, origin string, env []string, logTo io.Writer, readyTimeout time.Duration) (*shieldProc, error) {
 	dir, err := os.MkdirTemp("", "portcullis-lab-")
 	if err != nil {
 		return nil, fmt.Errorf("lab: %w", err)
@@ -167,7 +168,11 @@ func startShield(ctx context.Context, bin string, sc *Scenario, origin string, e
 	}
 	sp.cmd = exec.Command(bin, "serve", "--config", file)
 	sp.cmd.Env = append(os.Environ(), env...)
-	sp.cmd.Stdout, sp.cmd.Stderr = sp.logs, sp.logs
+	var out io.Writer = sp.logs
+	if logTo != nil {
+		out = io.MultiWriter(sp.logs, logTo)
+	}
+	sp.cmd.Stdout, sp.cmd.Stderr = out, out
 	if err := sp.cmd.Start(); err != nil {
 		sp.cmd = nil
 		return fail(fmt.Errorf("lab: start shield %s: %w", bin, err))
