@@ -28,6 +28,8 @@ const (
 // runs up to h2loadParallel processes at once, each claiming the next source
 // (-H), splitting Connections between them. Under ProxyProtocol one process
 // per round goes through the PROXY relay (one source per connection).
+// h2load prints nothing when interrupted, so a round cut short by ctx
+// loses its counts (at most one round's).
 func runH2load(ctx context.Context, j *job, d time.Duration) (Result, error) {
 	end := time.Now().Add(d)
 	var total Result

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -64,7 +65,7 @@ type originOpts struct {
 }
 
 // newOrigin starts the server; it is closed at the end of the test.
-func newOrigin(t *testing.T, o originOpts) *origin {
+func newOrigin(t testing.TB, o originOpts) *origin {
 	t.Helper()
 	if o.marker == "" {
 		o.marker = ClassBot
@@ -80,6 +81,7 @@ func newOrigin(t *testing.T, o originOpts) *origin {
 	}
 	g.srv = httptest.NewUnstartedServer(h)
 	g.srv.Config.ReadHeaderTimeout = o.headerTimeout
+	g.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // rapid reset makes the h2 server complain
 	ln := g.srv.Listener
 	if o.proxyProtocol {
 		ln = clientip.ProxyListener(ln, func(a netip.Addr) bool { return a.IsLoopback() }, time.Second)
@@ -280,7 +282,7 @@ func testSources(n int) []netip.Addr {
 
 // needTool skips the test when an external tool is missing, naming the
 // Debian package.
-func needTool(t *testing.T, binary, pkg string) {
+func needTool(t testing.TB, binary, pkg string) {
 	t.Helper()
 	if _, err := exec.LookPath(binary); err != nil {
 		t.Skipf("%s not installed (apt-get install %s; scripts/test.sh installs it)", binary, pkg)

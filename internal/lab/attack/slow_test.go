@@ -6,10 +6,10 @@ import (
 	"time"
 )
 
-// TestSlowAttacks runs slowloris, slow POST and slow read with slowhttptest
-// and with the Go driver against a recording origin, and checks from the
-// server side that the requests arrived slowly and partially, marked and
-// carrying a simulated source.
+// TestSlowAttacks (HANDED F15) runs slowloris, slow POST and slow read with
+// slowhttptest and with the Go driver against a recording origin, and
+// checks from the server side that the requests arrived slowly and
+// partially, marked and carrying a simulated source and the target's Host.
 func TestSlowAttacks(t *testing.T) {
 	const conns = 10
 	tests := []struct {
