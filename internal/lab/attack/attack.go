@@ -26,7 +26,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"net/netip"
 	"net/url"
@@ -166,12 +165,6 @@ func (r *Result) add(o Result) {
 	for code, n := range o.Statuses {
 		r.Statuses[code] += n
 	}
-}
-
-// clone returns a deep copy of r.
-func (r Result) clone() Result {
-	r.Statuses = maps.Clone(r.Statuses)
-	return r
 }
 
 // job is one validated spec with defaults applied, ready for a driver.
