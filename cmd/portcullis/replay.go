@@ -20,6 +20,7 @@ func newReplayCmd() *cobra.Command {
 		dataDir string
 		geoDir  string
 		geoFile []string
+		routes  []string
 	)
 	c := &cobra.Command{
 		Use:   "replay FILE...",
@@ -30,13 +31,17 @@ accounting and detection engine as serve, on the records' own timestamps:
 as fast as the machine allows (--speed max, the default) or paced (--speed N
 for N times real time). Prints one line per incident (--json: one JSON object
 per incident per line) and a summary of what was read, including malformed
-records (counted, never fatal). --data-dir also stores the incidents.`,
+records (counted, never fatal). --data-dir also stores the incidents, each
+with its per-second series and the integrity evidence: origin errors (5xx)
+and, for every --sensitive-route, the successful responses and bytes
+against the log's rate before the incident.`,
 		Example: `  portcullis replay /var/log/nginx/access.log
   portcullis replay --json capture.pcap
-  portcullis replay --speed 10 --data-dir ./data access.log.1.gz access.log`,
+  portcullis replay --speed 10 --data-dir ./data access.log.1.gz access.log
+  portcullis replay --data-dir ./data --sensitive-route /members/export access.log`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := replay.Options{Files: args, JSON: jsonOut, DataDir: dataDir, Progress: os.Stderr, Diagnostics: os.Stderr}
+			opts := replay.Options{Files: args, JSON: jsonOut, DataDir: dataDir, Progress: os.Stderr, Diagnostics: os.Stderr, SensitiveRoutes: routes}
 			switch speed {
 			case "", "max":
 			default:
@@ -64,6 +69,7 @@ records (counted, never fatal). --data-dir also stores the incidents.`,
 	fl.StringVar(&dataDir, "data-dir", "", "store incidents in this data directory")
 	fl.StringVar(&geoDir, "geo-dir", "", "directory with the open geo data (scripts/fetch-geodata.sh); default $PORTCULLIS_GEODATA or ./testdata/geodata when present")
 	fl.StringArrayVar(&geoFile, "geo", nil, "a geo data file (mmdb or ASN CSV); repeatable; overrides --geo-dir")
+	fl.StringArrayVar(&routes, "sensitive-route", nil, "a path (and everything below it) or a prefix ending in * whose responses are integrity evidence, e.g. /members/export; repeatable")
 	return c
 }
 

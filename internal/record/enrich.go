@@ -19,11 +19,6 @@ type Next interface {
 	Close(ctx context.Context, in *incident.Incident) error
 }
 
-// settle is how far behind the clock a second is taken as complete and
-// folded into an incident's running totals: requests are recorded when
-// their responses end, a moment after the clock read.
-const settle = 2 * time.Second
-
 // maxOpen bounds the incidents whose running totals a Sink keeps.
 const maxOpen = 64
 
@@ -35,9 +30,14 @@ const maxOpen = 64
 // (packet-level incidents name an address) pass unchanged, as do all
 // incidents while Rec is nil.
 //
-// Impact and Integrity cover the whole incident even when it outlasts the
-// ring: each call folds the seconds completed since the last one into
-// running totals kept per open incident. The baseline is taken when the
+// Series, Impact and Integrity cover [Start, now] while the incident is
+// open and [Start, End] when it closes (End is the last second the attack
+// was seen; the engine closes the incident once the site has been quiet for
+// a while after it). Impact and Integrity cover the whole incident even
+// when it outlasts the ring: each call folds the seconds older than half
+// the ring into running totals kept per open incident, and reads the rest
+// afresh — so a recovery that turns out to lie after End is never folded in,
+// unless it lasted longer than half the ring. The baseline is taken when the
 // incident is first seen and kept until it closes. Calls must come from one
 // goroutine at a time (the engine's).
 type Sink struct {
@@ -111,9 +111,9 @@ func (s *Sink) enrich(in *incident.Incident, now time.Time, closing bool) {
 	site.Mark(now, closing)
 
 	run := s.running(in, site, now)
-	// Fold the seconds completed since the last call into the running
-	// totals; read the rest fresh.
-	if done := now.Add(-settle).Unix(); done > run.upto {
+	// Fold the seconds older than half the ring into the running totals;
+	// read the rest afresh.
+	if done := now.Unix() - int64(len(site.slots)/2); done > run.upto {
 		t := site.Totals(time.Unix(run.upto+1, 0), time.Unix(done, 0))
 		run.acc.Merge(&t)
 		run.upto = done

@@ -17,9 +17,10 @@ type scenario struct {
 	ring       int
 	start, end int
 	// calls are the seconds of Update calls (Open comes at start+1, Close
-	// at end).
-	calls  []int
-	impact bool
+	// at end+recovery with End at end).
+	calls    []int
+	recovery int
+	impact   bool
 }
 
 // play records the scenario's traffic and returns the incident as the sink
@@ -39,9 +40,9 @@ func (sc scenario) play(t *testing.T) (*incident.Incident, *detect.MemorySink) {
 	for _, c := range sc.calls {
 		calls[c] = true
 	}
-	for s := 0; s <= sc.end; s++ {
-		attack := s >= sc.start
-		site.Mark(t0.Add(time.Duration(s)*time.Second), !attack)
+	for s := 0; s <= sc.end+sc.recovery; s++ {
+		attack := s >= sc.start && s <= sc.end
+		site.Mark(t0.Add(time.Duration(s)*time.Second), s < sc.start) // recovering is not normal either
 		ns := at(s, 100)
 		site.Record(ns, &Outcome{Verdict: Passed, Cohort: Member, Origin: true, Status: 200, Latency: 8 * time.Millisecond, Route: -1})
 		site.Record(ns, &Outcome{Verdict: Passed, Cohort: Cleared, Origin: true, Status: 200, Latency: 20 * time.Millisecond, Route: -1})
@@ -70,9 +71,9 @@ func (sc scenario) play(t *testing.T) (*incident.Incident, *detect.MemorySink) {
 			if err := sink.Open(ctx, cloneIn(in)); err != nil {
 				t.Fatal(err)
 			}
-		case s == sc.end:
+		case s == sc.end+sc.recovery:
 			c := cloneIn(in)
-			c.End = clock
+			c.End = t0.Add(time.Duration(sc.end)*time.Second + 500*time.Millisecond)
 			if err := sink.Close(ctx, c); err != nil {
 				t.Fatal(err)
 			}
@@ -101,6 +102,7 @@ func TestSinkEnrichesIncident(t *testing.T) {
 		{name: "within the ring", sc: scenario{ring: 3600, start: 60, end: 90, calls: []int{70, 80}, impact: true}, wantPoints: 31},
 		{name: "longer than the ring", sc: scenario{ring: 50, start: 60, end: 150, calls: []int{66, 72, 78, 84, 90, 96, 102, 108, 114, 120, 126, 132, 138, 144}, impact: true}, wantPoints: 50, wantNote: true},
 		{name: "replay: no impact", sc: scenario{ring: 3600, start: 60, end: 90, calls: []int{75}}, wantPoints: 31},
+		{name: "updates while recovering are not counted after the end", sc: scenario{ring: 3600, start: 60, end: 90, calls: []int{70, 95, 100}, recovery: 12, impact: true}, wantPoints: 31},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

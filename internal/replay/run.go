@@ -42,6 +42,10 @@ type Options struct {
 	Detect detect.Config
 	// Stats sizes the accountant; its Sites are taken from Detect.
 	Stats stats.Config
+	// SensitiveRoutes are path patterns (record.Routes: "/members/export",
+	// "/api/donors*") whose successful responses and bytes each incident's
+	// Integrity compares with the log's pre-incident rate.
+	SensitiveRoutes []string
 	// Progress receives a progress bar while files are read, only if it is
 	// a terminal (normally os.Stderr); nil draws none.
 	Progress io.Writer
@@ -232,11 +236,15 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Summary, error) {
 	readGeo := newGeoCache(opts.Geo) // the reader goroutine's own
 	free := newBatchPool()
 	var eventNow time.Time
+	rec, err := newRecording(cfg.Sites, opts.SensitiveRoutes, sink, &eventNow)
+	if err != nil {
+		return sum, err
+	}
 	dopts := detect.Options{Clock: func() time.Time { return eventNow }}
 	if gc != nil {
 		dopts.Geo = gc.countryASN
 	}
-	eng, err := detect.NewEngine(cfg, len(cfg.Sites), sink, dopts)
+	eng, err := detect.NewEngine(cfg, len(cfg.Sites), rec.sink, dopts)
 	if err != nil {
 		return sum, fmt.Errorf("replay: %w", err)
 	}
@@ -260,7 +268,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Summary, error) {
 		}
 		fs := FileSummary{Name: name}
 		feed := feeder{ctx: ctx, pipe: pipe, readGeo: readGeo, free: free, pace: &pace, bar: bar, eventNow: &eventNow,
-			file: i + 1, files: len(opts.Files), base: done, in: in, sink: sink}
+			file: i + 1, files: len(opts.Files), base: done, in: in, sink: sink, rec: rec}
 		err = feed.run(&fs)
 		done += in.size
 		in.Close()

@@ -248,6 +248,8 @@ type feeder struct {
 	base        int64
 	in          *input
 	sink        *fanout
+	// rec counts every request in the incident record.
+	rec *recording
 	// first and last are the earliest and latest record times fed (Unix
 	// ns; 0: none yet).
 	first, last int64
@@ -325,6 +327,7 @@ func (f *feeder) feed(b *batch, fs *FileSummary) error {
 			if err := f.pace.wait(f.ctx, r.Time); err != nil {
 				return err
 			}
+			f.rec.observe(r)
 			f.sink.keep(f.pipe.Request(f.ctx, r))
 			fs.Requests++
 		}
@@ -339,6 +342,7 @@ func (f *feeder) feed(b *batch, fs *FileSummary) error {
 		}
 		f.sink.keep(f.pipe.Packet(f.ctx, p))
 		if b.http[i] {
+			f.rec.observe(&b.reqs[next])
 			f.sink.keep(f.pipe.Request(f.ctx, &b.reqs[next]))
 			next++
 			fs.Requests++
