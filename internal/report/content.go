@@ -131,8 +131,10 @@ func summary(fx *facts) []string {
 		p3 += "."
 	case fx.PacketLevel:
 		p3 = "The attack was aimed at the network connection rather than at web pages; Portcullis recorded the traffic, not its effect on visitors."
+	case im == nil:
+		p3 = "The effect on legitimate visitors was not recorded for this incident."
 	default:
-		p3 = "The effect on visitors was not measured for this incident."
+		p3 = "No signed-in members or verified visitors used the site during the attack, so their experience was not measured."
 	}
 	return []string{p1, p2 + " " + p3, fx.Access.Summary}
 }
@@ -163,7 +165,7 @@ func glance(fx *facts) [][2]string {
 	g := [][2]string{
 		{"Incident", fx.ID},
 		{"Status", status},
-		{"Impact on users", fx.Severity},
+		{"Impact on users", impactLabel(fx)},
 		{"Attack type", vectorNames(fx)},
 		{"Start (UTC)", fmtTime(fx.Start)},
 		{"Duration", duration},
@@ -175,6 +177,15 @@ func glance(fx *facts) [][2]string {
 		g = append(g, [2]string{"Top countries", strings.Join(top, ", ")})
 	}
 	return g
+}
+
+// impactLabel is the severity for people: "not recorded" when the record
+// holds no impact figures (never a grade that would read as "no impact").
+func impactLabel(fx *facts) string {
+	if fx.Impact == nil {
+		return "not recorded"
+	}
+	return fx.Severity
 }
 
 func reporterSection(fx *facts) section {
@@ -329,7 +340,10 @@ func impact(fx *facts) section {
 	}
 	im := fx.Impact
 	if im == nil {
-		msg := "Portcullis did not record the effect on legitimate users for this incident."
+		msg := "Not recorded: Portcullis did not measure the effect on legitimate users for this incident. This does not mean there was none."
+		if !fx.PacketLevel && fx.Integrity != nil {
+			msg = "Not recorded: this incident was reconstructed from a recorded access log, which cannot tell signed-in members or verified visitors from anyone else, so how they fared is unknown — not zero. The per-second series above shows every request by the answer it got."
+		}
 		if fx.PacketLevel {
 			msg = "This was a network-level incident: Portcullis saw the flood arriving, not the experience of the people using the service. The service's own monitoring should say whether it stayed reachable."
 		}
@@ -340,7 +354,11 @@ func impact(fx *facts) section {
 		name string
 		c    incident.CohortImpact
 	}{{"Members (signed in)", im.Members}, {"Verified visitors (passed a challenge)", im.Cleared}} {
-		t.Rows = append(t.Rows, []string{c.name, fmtInt(c.c.Requests), pct(served(c.c)), latency(c.c.LatencyP95), latency(c.c.BaselineLatencyP95)})
+		share := "—" // none of their requests: nothing to measure, not 0%
+		if c.c.Requests > 0 {
+			share = pct(served(c.c))
+		}
+		t.Rows = append(t.Rows, []string{c.name, fmtInt(c.c.Requests), share, latency(c.c.LatencyP95), latency(c.c.BaselineLatencyP95)})
 	}
 	s.Blocks = append(s.Blocks, t)
 	var items []string

@@ -56,6 +56,8 @@ var goldenCases = []goldenCase{
 	{name: "snmp-amplification", fixture: "snmp-amplification", opts: Options{Reporter: testReporter, Now: testNow}},
 	{name: "syn-flood-spoofed", fixture: "syn-flood-spoofed", opts: Options{Now: testNow}},
 	{name: "cic-syn-flood-pseudonymised", fixture: "cic-syn-flood", opts: Options{Reporter: testReporter, Now: testNow, Pseudonymise: true, Key: testKey}},
+	{name: "http-flood-replayed", fixture: "http-flood", opts: Options{Reporter: testReporter, Now: testNow},
+		mutate: func(in *incident.Incident) { in.Impact = nil }}, // as replay records it: a log cannot tell members
 	{name: "http-flood-open", fixture: "http-flood", opts: Options{Reporter: Reporter{Org: "Example Party", Email: "security@example.org"}, Now: time.Date(2026, 11, 29, 21, 7, 36, 0, time.UTC)},
 		mutate: func(in *incident.Incident) { // an initial report, one minute in
 			in.End = time.Time{}
