@@ -8,16 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/detect"
 	"github.com/portcullis/portcullis/internal/incident"
 )
-
-// Next is the sink a Sink decorates: the detection engine's sink
-// interface (detect.Sink).
-type Next interface {
-	Open(ctx context.Context, in *incident.Incident) error
-	Update(ctx context.Context, in *incident.Incident) error
-	Close(ctx context.Context, in *incident.Incident) error
-}
 
 // maxOpen bounds the incidents whose running totals a Sink keeps.
 const maxOpen = 64
@@ -42,7 +35,7 @@ const maxOpen = 64
 // goroutine at a time (the engine's).
 type Sink struct {
 	// Next receives the enriched incidents.
-	Next Next
+	Next detect.Sink
 	// Rec is the recorder read (nil: pass through).
 	Rec *Recorder
 	// Clock returns the current event time (live: time.Now; replay: the

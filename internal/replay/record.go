@@ -24,7 +24,7 @@ type recording struct {
 // newRecording returns the recording of a replay whose engine reports to
 // next: sites as the engine's, the sensitive routes on each, event time
 // read from *now. Errors: an invalid route pattern.
-func newRecording(sites []detect.SiteConfig, routes []string, next record.Next, now *time.Time) (*recording, error) {
+func newRecording(sites []detect.SiteConfig, routes []string, next detect.Sink, now *time.Time) (*recording, error) {
 	rec := record.New(record.Options{})
 	scs := make([]record.SiteConfig, len(sites))
 	for i, s := range sites {
