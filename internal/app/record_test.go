@@ -176,3 +176,60 @@ type nopWriter struct{ h http.Header }
 func (w nopWriter) Header() http.Header         { return w.h }
 func (w nopWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w nopWriter) WriteHeader(int)             {}
+
+// TestRecordChallengeAndCohorts: a challenge page shown, solved, and the
+// visitor's next request counted as a cleared visitor's; a member's
+// requests as a member's — through the real shield in under-attack mode.
+func TestRecordChallengeAndCohorts(t *testing.T) {
+	o := newOrigin(t)
+	o.handle("/login", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Portcullis-Member", "member-7")
+		fmt.Fprintln(w, "welcome")
+	})
+	s := startDemoShield(t, o.URL, nil)
+	site := s.app.mitigation.rec.rec.Lookup("test")
+	member := newBrowser(t, s.URL, "81.2.1.10")
+	if r := member.get("/login"); r.Status != http.StatusOK {
+		t.Fatalf("login: %d", r.Status)
+	}
+	began := time.Now()
+	s.underAttack(t, true)
+	tests := []struct {
+		name string
+		do   func(t *testing.T)
+		want func(tot record.Totals) bool
+	}{
+		{
+			name: "a visitor solves the challenge, then browses as a cleared visitor",
+			do:   func(t *testing.T) { newBrowser(t, s.URL, "81.2.2.20").passChallenge(t, "/") },
+			want: func(tot record.Totals) bool {
+				return tot.ChallengesShown == 1 && tot.ChallengesSolved == 1 && tot.Challenged == 1 && tot.ClearedRequests == 1 && tot.ClearedServed == 1
+			},
+		},
+		{
+			name: "a member passes on standing",
+			do: func(t *testing.T) {
+				for _, p := range []string{"/", "/account"} {
+					if r := member.get(p); r.Status != http.StatusOK {
+						t.Fatalf("member GET %s: %d", p, r.Status)
+					}
+				}
+			},
+			want: func(tot record.Totals) bool { return tot.MemberRequests == 2 && tot.MemberServed == 2 },
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := site.Totals(began, time.Now())
+			tc.do(t)
+			after := site.Totals(began, time.Now())
+			d := record.Totals{ChallengesShown: after.ChallengesShown - before.ChallengesShown, ChallengesSolved: after.ChallengesSolved - before.ChallengesSolved,
+				Challenged: after.Challenged - before.Challenged, ClearedRequests: after.ClearedRequests - before.ClearedRequests,
+				ClearedServed: after.ClearedServed - before.ClearedServed, MemberRequests: after.MemberRequests - before.MemberRequests,
+				MemberServed: after.MemberServed - before.MemberServed}
+			if !tc.want(d) {
+				t.Errorf("recorded %+v", d)
+			}
+		})
+	}
+}
