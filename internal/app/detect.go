@@ -100,7 +100,9 @@ func (d *detection) run(ctx context.Context) {
 			targets := d.eng.Status()
 			for _, t := range targets {
 				if rec != nil && t.Site >= 0 {
-					rec.Mark(now, t.Site, t.State == incident.StateNormal) // peace time for the baselines
+					if s := rec.Lookup(t.Name); s != nil {
+						s.Mark(now, t.State == incident.StateNormal) // peace time for the baselines
+					}
 				}
 				if t.Site >= 0 && t.Site < len(d.attack) {
 					alert := t.State != incident.StateNormal

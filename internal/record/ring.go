@@ -156,7 +156,6 @@ type Recorder struct {
 
 	mu     sync.Mutex
 	byName map[string]*Site
-	cur    atomic.Pointer[[]*Site]
 
 	colMu    sync.Mutex
 	colOrder []string
@@ -212,7 +211,6 @@ func (r *Recorder) Configure(sites []SiteConfig) ([]*Site, error) {
 		}
 		out[i] = s
 	}
-	r.cur.Store(&out)
 	return out, nil
 }
 
@@ -221,14 +219,6 @@ func (r *Recorder) Lookup(name string) *Site {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.byName[name]
-}
-
-// Mark records site i's detection state at now (see Site.Mark); i indexes
-// the last Configure call's sites, out of range is ignored.
-func (r *Recorder) Mark(now time.Time, i int, normal bool) {
-	if p := r.cur.Load(); p != nil && i >= 0 && i < len(*p) {
-		(*p)[i].Mark(now, normal)
-	}
 }
 
 // maxCollateral bounds the incidents whose collateral is remembered.
