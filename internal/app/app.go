@@ -59,6 +59,9 @@ type App struct {
 	metrics *metrics
 	state   *state
 	handler *edge.Handler
+	// hasGeo is false when no geo data is loaded: country and ASN scopes
+	// then match nothing, so operator decisions on them are refused.
+	hasGeo bool
 
 	mu         sync.Mutex
 	gen        *generation
@@ -143,6 +146,7 @@ func New(opts Options) (*App, error) {
 	d.onTick = a.adaptDifficulty
 	a.handler = edge.NewHandler(g.rt, &observer{m: a.metrics, next: d.acc.ObserveRequest, good: m.good, attack: d.attack}, a.log.With("component", "edge"))
 	if gdb != nil {
+		a.hasGeo = true
 		gc := &geoCache{db: gdb}
 		a.handler.SetGeo(gc.lookup)
 	}

@@ -140,6 +140,9 @@ func (a *App) decisionFrom(req DecisionRequest) (mitigate.Decision, error) {
 		return d, fmt.Errorf("unknown site %q", req.Site)
 	}
 	d.Action, d.Scope, d.Site, d.Reason = act, scope, site, req.Reason
+	if (scope == mitigate.ScopeASN || scope == mitigate.ScopeCountry) && !a.hasGeo {
+		return d, fmt.Errorf("%s decisions need geo data, and none is loaded (set geo.dir; scripts/fetch-geodata.sh fetches the open data): without it no request has a country or ASN, so the decision would match nothing", scope)
+	}
 	switch scope {
 	case mitigate.ScopeAddress, mitigate.ScopePrefix:
 		p, err := parsePrefixOrAddr(req.Value)
