@@ -152,6 +152,7 @@ func New(opts Options) (*App, error) {
 	}
 	a.handler.OnH2Reset(func(int, netip.Addr) { a.metrics.h2Closed.Inc() })
 	a.handler.SetEvents(d.acc)
+	a.restoreOperatorDecisions(cfg.DataDir)
 	return a, nil
 }
 

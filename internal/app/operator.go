@@ -54,6 +54,7 @@ func (a *App) operatorRoutes() []api.Route {
 				return
 			}
 			a.mitigation.refresh()
+			a.saveOperatorDecisions()
 			a.log.Info("operator removed decision", "who", who(r, ""), "id", d.ID)
 			api.WriteJSON(w, http.StatusOK, d)
 		})},
@@ -119,6 +120,7 @@ func (a *App) postDecision(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.mitigation.refresh()
+	a.saveOperatorDecisions()
 	a.log.Info("operator decision", "who", who(r, req.Who), "action", req.Action, "scope", req.Scope, "value", req.Value, "ttl", req.TTL, "reason", req.Reason)
 	api.WriteJSON(w, http.StatusCreated, stored)
 }
@@ -216,6 +218,7 @@ func (a *App) postUnderAttack(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.mitigation.refresh()
+	a.saveOperatorDecisions()
 	a.log.Info("operator under-attack mode", "who", who(r, req.Who), "site", r.PathValue("site"), "on", req.On, "ttl", req.TTL)
 	api.WriteJSON(w, http.StatusOK, map[string]any{"site": r.PathValue("site"), "under_attack": req.On})
 }
