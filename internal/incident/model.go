@@ -52,8 +52,10 @@ type Incident struct {
 	// packet-level incidents).
 	Site string `json:"site"`
 	// Start is when the anomaly began (first suspicious tick); Detected when
-	// the state machine entered "attack"; End when it returned to normal
-	// (zero while the incident is open).
+	// the state machine entered "attack"; End when the attack traffic ended
+	// (the last tick on which a detector fired; zero while the incident is
+	// open). The return to normal, a quiet period later, is the timeline's
+	// last "state" event.
 	Start    time.Time `json:"start"`
 	Detected time.Time `json:"detected"`
 	End      time.Time `json:"end,omitzero"`
