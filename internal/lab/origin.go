@@ -126,6 +126,8 @@ type Origin struct {
 	bins       []atomic.Uint64
 	inflight   atomic.Int64
 	peak       atomic.Int64
+	classIn    [NumClasses]atomic.Int64 // in flight by class
+	classPeak  [NumClasses]atomic.Int64
 	mismatches atomic.Uint64
 	mux        *http.ServeMux
 }
@@ -188,19 +190,35 @@ func (o *Origin) PeakConcurrency() int64 { return o.peak.Load() }
 // SumHeader the client sent.
 func (o *Origin) IntegrityMismatches() uint64 { return o.mismatches.Load() }
 
+// ConcurrencyOf returns the requests of class c being handled now.
+func (o *Origin) ConcurrencyOf(c Class) int64 { return o.classIn[c].Load() }
+
+// PeakConcurrencyOf returns the most requests of class c handled at once
+// (for slow attacks: how many origin slots the attack held).
+func (o *Origin) PeakConcurrencyOf(c Class) int64 { return o.classPeak[c].Load() }
+
 // ServeHTTP counts the request, then serves it.
 func (o *Origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := classOf(r)
 	if e := o.epoch.Load(); e != 0 {
 		if d := time.Now().UnixNano() - e; d >= 0 {
 			i := min(int(d/int64(o.opts.Bin)), len(o.bins)/int(NumClasses)-1)
-			o.bins[i*int(NumClasses)+int(classOf(r))].Add(1)
+			o.bins[i*int(NumClasses)+int(c)].Add(1)
 		}
 	}
-	n := o.inflight.Add(1)
-	defer o.inflight.Add(-1)
-	for p := o.peak.Load(); n > p && !o.peak.CompareAndSwap(p, n); p = o.peak.Load() {
-	}
+	raise(&o.peak, o.inflight.Add(1))
+	raise(&o.classPeak[c], o.classIn[c].Add(1))
+	defer func() {
+		o.inflight.Add(-1)
+		o.classIn[c].Add(-1)
+	}()
 	o.mux.ServeHTTP(w, r)
+}
+
+// raise sets peak to n when n is larger.
+func raise(peak *atomic.Int64, n int64) {
+	for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+	}
 }
 
 // work waits the service time for the current concurrency (cost scales it;

@@ -130,6 +130,12 @@ func TestOriginOverload(t *testing.T) {
 	if slowest < 5*alone {
 		t.Errorf("slowest of 64 parallel requests took %v, alone %v: want overload to show as latency", slowest, alone)
 	}
+	if p := og.PeakConcurrencyOf(ClassUnknown); p != og.PeakConcurrency() {
+		t.Errorf("peak of unclassified requests %d, want the overall peak %d", p, og.PeakConcurrency())
+	}
+	if p := og.PeakConcurrencyOf(ClassBot); p != 0 {
+		t.Errorf("bot peak %d, want 0", p)
+	}
 	if og.Concurrency() != 0 {
 		t.Errorf("concurrency %d after all requests ended", og.Concurrency())
 	}

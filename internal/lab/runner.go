@@ -205,6 +205,8 @@ func Run(ctx context.Context, o Options) (*Record, error) {
 	rec := &recorder{t0: t0}
 	models := startModels(run, stop, rec, target, o.ProxyProtocol, legitAddrs, sc.Legit, o.Seed, min(sc.Phases.Before/2, 5*time.Second))
 
+	held := &heldSeries{s: make([]int64, int(sc.Phases.Total()/Bin)+1)}
+	go held.sample(run, origin, t0)
 	var det detections
 	if admin != nil {
 		go det.poll(run, admin, o.AdminToken, t0)
@@ -249,9 +251,10 @@ func Run(ctx context.Context, o Options) (*Record, error) {
 	attacks.Wait()
 
 	r := &Record{
+		BotHeld:  held.snapshot(),
 		Scenario: sc.Name, Phases: sc.Phases, Bin: Bin,
 		Requests: rec.requests(), Origin: origin.Arrivals(), Attacks: outcomes,
-		OriginPeakConcurrency: origin.PeakConcurrency(),
+		OriginPeakConcurrency: origin.PeakConcurrency(), OriginPeakBotConcurrency: origin.PeakConcurrencyOf(ClassBot),
 	}
 	if admin != nil {
 		r.Detections = det.list()
@@ -268,6 +271,38 @@ func Run(ctx context.Context, o Options) (*Record, error) {
 		return r, fmt.Errorf("lab: run interrupted: %w", ctx.Err())
 	}
 	return r, nil
+}
+
+// heldSeries is the per-Bin sample of bot requests in progress at the
+// origin (Record.BotHeld). Safe for concurrent use.
+type heldSeries struct {
+	mu sync.Mutex
+	s  []int64
+}
+
+// sample writes, every Bin until ctx ends, the bot requests in progress at
+// the origin (index = bins since t0).
+func (h *heldSeries) sample(ctx context.Context, og *Origin, t0 time.Time) {
+	tick := time.NewTicker(Bin)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			if i := int(now.Sub(t0) / Bin); i >= 0 && i < len(h.s) {
+				h.mu.Lock()
+				h.s[i] = og.ConcurrencyOf(ClassBot)
+				h.mu.Unlock()
+			}
+		}
+	}
+}
+
+func (h *heldSeries) snapshot() []int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.s)
 }
 
 func dirOf(file string) string {
@@ -465,10 +500,35 @@ func printProgress(w io.Writer, sc *Scenario, rec *recorder, og *Origin, det *de
 			botLast += a[ClassBot]
 		}
 	}
+	leak := ""
+	if est, ok := pacedBotSent(sc, el); ok && est > 0 {
+		leak = fmt.Sprintf(" leak ~%.1f%%", 100*float64(botTotal)/est)
+	}
 	detected := ""
 	if ds := det.list(); len(ds) > 0 {
-		detected = fmt.Sprintf("  incidents %d", len(ds))
+		detected = fmt.Sprintf("  attack declared %d×", len(ds))
 	}
-	fmt.Fprintf(w, "[%s %5.1fs/%.0fs] legit ok %s of %d  bot→origin %d/s (total %d)  origin conc %d%s\n",
-		phase, el.Seconds(), sc.Phases.Total().Seconds(), okPct, n, botLast, botTotal, og.Concurrency(), detected)
+	fmt.Fprintf(w, "[%s %5.1fs/%.0fs] legit ok %s of %d  bot→origin %d/s (total %d)%s  origin conc %d%s\n",
+		phase, el.Seconds(), sc.Phases.Total().Seconds(), okPct, n, botLast, botTotal, leak, og.Concurrency(), detected)
+}
+
+// pacedBotSent estimates the bot requests sent in the first el of the run
+// from the vectors' paced rates; ok is false when a bot vector is unpaced
+// (its count is known only when its driver returns).
+func pacedBotSent(sc *Scenario, el time.Duration) (float64, bool) {
+	var n float64
+	for _, a := range sc.Attacks {
+		if a.Kind == "flash_crowd" {
+			continue
+		}
+		if a.Rate <= 0 {
+			return 0, false
+		}
+		for _, iv := range activeIntervals(sc.Phases.Before+a.Start, a.Duration, a.Pulse) {
+			if el > iv[0] {
+				n += a.Rate * (min(el, iv[1]) - iv[0]).Seconds()
+			}
+		}
+	}
+	return n, true
 }

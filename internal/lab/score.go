@@ -63,8 +63,13 @@ type Record struct {
 	// detected, attack resumed, new vector; from its admin API),
 	// ascending; nil when unknown.
 	Detections []time.Duration
-	// OriginPeakConcurrency is the most requests the origin handled at once.
-	OriginPeakConcurrency int64
+	// OriginPeakConcurrency is the most requests the origin handled at
+	// once; OriginPeakBotConcurrency the most bot requests.
+	OriginPeakConcurrency    int64
+	OriginPeakBotConcurrency int64
+	// BotHeld samples, once per Bin, the bot requests in progress at the
+	// origin (the slots slow attacks hold); nil when not sampled.
+	BotHeld []int64
 	// Shield is the front's CPU and memory, nil when not measured.
 	Shield *ProcUsage
 }
@@ -92,10 +97,15 @@ type Score struct {
 	TimeToDetectMS *float64 `json:"time_to_detect_ms"`
 	// TimeToMitigateMS is from the start of the attack to the first
 	// instant after which, in every one-second window, bot arrivals at the
-	// origin stay ≤ 5% of the bot requests sent; null when never.
+	// origin stay ≤ 5% of the bot requests sent by the flood vectors, and
+	// the bot requests held open at the origin stay ≤ 5% of the slow
+	// vectors' connections; null when never.
 	TimeToMitigateMS *float64 `json:"time_to_mitigate_ms"`
 	// OriginPeakConcurrency is the most requests the origin handled at once.
 	OriginPeakConcurrency int64 `json:"origin_peak_concurrency"`
+	// OriginPeakBotConcurrency is the most bot requests the origin handled
+	// at once: the origin slots a slow attack held.
+	OriginPeakBotConcurrency int64 `json:"origin_peak_bot_concurrency"`
 	// PostIntegrityFailures counts forms answered with success whose
 	// checksum echo was missing or wrong.
 	PostIntegrityFailures uint64 `json:"post_integrity_failures"`
@@ -188,7 +198,7 @@ func (p Phases) of(t time.Duration) phaseIdx {
 
 // Compute scores a record. It is a pure function of r.
 func Compute(r *Record) Score {
-	s := Score{Scenario: r.Scenario, OriginPeakConcurrency: r.OriginPeakConcurrency}
+	s := Score{Scenario: r.Scenario, OriginPeakConcurrency: r.OriginPeakConcurrency, OriginPeakBotConcurrency: r.OriginPeakBotConcurrency}
 	var counts [3]PhaseCounts
 	var lat [3][]time.Duration
 	var legitN, legitOK, memberN, memberOK uint64
@@ -239,7 +249,7 @@ func Compute(r *Record) Score {
 		}
 	}
 
-	sent := botSentSeries(r)
+	sent := botSentSeries(r, func(AttackOutcome) bool { return true })
 	var botArr, crowdArr, botSent, crowdSent uint64
 	for i, a := range r.Origin {
 		c := &counts[r.Phases.of(time.Duration(i)*r.Bin)]
@@ -277,7 +287,7 @@ func Compute(r *Record) Score {
 	s.CrowdServedRate = ratio(crowdArr, crowdSent)
 	s.Phases = PhaseCountsByPhase{Before: counts[0], During: counts[1], After: counts[2]}
 	start := r.attackStart()
-	s.TimeToMitigateMS = timeToMitigate(r, sent, start)
+	s.TimeToMitigateMS = timeToMitigate(r, start)
 	for _, d := range r.Detections {
 		if d < start {
 			s.FalseAlarms++
@@ -293,117 +303,6 @@ func Compute(r *Record) Score {
 		s.ShieldCPUSeconds, s.ShieldPeakRSSBytes = &cpu, &rss
 	}
 	return s
-}
-
-// attackStart is when the attack began: the earliest Start of the bot
-// vectors (of all vectors when there is none), from the start of the run.
-func (r *Record) attackStart() time.Duration {
-	first, any := time.Duration(-1), false
-	for _, crowdToo := range []bool{false, true} {
-		for _, a := range r.Attacks {
-			if (!a.crowd() || crowdToo) && (first < 0 || a.Spec.Start < first) {
-				first, any = a.Spec.Start, true
-			}
-		}
-		if any {
-			break
-		}
-	}
-	return r.Phases.Before + max(first, 0)
-}
-
-// botSentSeries spreads each bot vector's reported Sent evenly over its
-// active time (from Before+Start for Duration, only the On parts of a
-// pulse) and sums the vectors per Bin.
-func botSentSeries(r *Record) []float64 {
-	if r.Bin <= 0 {
-		return nil
-	}
-	n := int((r.Phases.Total() + r.Bin - 1) / r.Bin)
-	out := make([]float64, n)
-	for _, a := range r.Attacks {
-		if a.crowd() || a.Result.Sent == 0 || a.Spec.Duration <= 0 {
-			continue
-		}
-		ivs := activeIntervals(r.Phases.Before+a.Spec.Start, a.Spec.Duration, a.Spec.Pulse)
-		var active time.Duration
-		for _, iv := range ivs {
-			active += iv[1] - iv[0]
-		}
-		if active <= 0 {
-			continue
-		}
-		perNS := float64(a.Result.Sent) / float64(active)
-		for _, iv := range ivs {
-			for b := int(iv[0] / r.Bin); b < n && time.Duration(b)*r.Bin < iv[1]; b++ {
-				lo, hi := max(iv[0], time.Duration(b)*r.Bin), min(iv[1], time.Duration(b+1)*r.Bin)
-				if hi > lo {
-					out[b] += perNS * float64(hi-lo)
-				}
-			}
-		}
-	}
-	return out
-}
-
-// activeIntervals returns the [from, to) intervals a vector sends in:
-// [start, start+d), cut into On/Off pulses when p is set.
-func activeIntervals(start, d time.Duration, p *attack.Pulse) [][2]time.Duration {
-	end := start + d
-	if p == nil || p.On <= 0 || p.Off <= 0 {
-		return [][2]time.Duration{{start, end}}
-	}
-	var out [][2]time.Duration
-	for t := start; t < end; t += p.On + p.Off {
-		out = append(out, [2]time.Duration{t, min(t+p.On, end)})
-	}
-	return out
-}
-
-// timeToMitigate finds the last one-second window (sliding by Bin over the
-// bot-active part of the attack phase, from start) whose bot arrivals
-// exceed MitigatedShare of the bot requests sent in it; the answer is the
-// end of that window's first bin, from start. Windows in which nothing was
-// sent (pulse pauses) are not judged. Null when no bot traffic was sent or
-// the last window still leaks.
-func timeToMitigate(r *Record, sent []float64, start time.Duration) *float64 {
-	if r.Bin <= 0 {
-		return nil
-	}
-	a := int(start / r.Bin)
-	e := min(int((r.Phases.Before+r.Phases.Attack+r.Bin-1)/r.Bin), len(sent))
-	for e > a && sent[e-1] == 0 {
-		e--
-	}
-	if e <= a {
-		return nil
-	}
-	w := max(1, int(mitigationWindow/r.Bin))
-	w = min(w, e-a)
-	arr := func(i int) float64 {
-		if i < len(r.Origin) {
-			return float64(r.Origin[i][ClassBot])
-		}
-		return 0
-	}
-	lastFail := -1
-	for u := a; u+w <= e; u++ {
-		var s, n float64
-		for i := u; i < u+w; i++ {
-			s += sent[i]
-			n += arr(i)
-		}
-		if s > 0 && n > MitigatedShare*s {
-			lastFail = u
-		}
-	}
-	switch {
-	case lastFail < 0:
-		return ms(0)
-	case lastFail+w >= e:
-		return nil
-	}
-	return ms(time.Duration(lastFail+1)*r.Bin - start)
 }
 
 func ratio(n, d uint64) *float64 {

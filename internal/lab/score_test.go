@@ -80,8 +80,8 @@ func fullRecord() *Record {
 				Result: attack.Result{Sent: 400, Statuses: map[int]uint64{200: 300}}, Err: "boom"},
 		},
 		Detections:            []time.Duration{time.Second, 3250 * msec, 4 * time.Second},
-		OriginPeakConcurrency: 42,
-		Shield:                &ProcUsage{CPUSeconds: 1.234, PeakRSSBytes: 1000},
+		OriginPeakConcurrency: 42, OriginPeakBotConcurrency: 7,
+		Shield: &ProcUsage{CPUSeconds: 1.234, PeakRSSBytes: 1000},
 	}
 }
 
@@ -112,10 +112,39 @@ func TestCompute(t *testing.T) {
 	clean.Origin = series(80, nil, nil)
 	cleanScore := Compute(clean)
 
+	// Slow vectors: 100 connections from 1 s to 5 s, held at the origin
+	// until 3 s, then 2 (≤ 5%) — released 2 s after the attack started.
+	slow := func(held map[int]int64, until int) *Record {
+		r := &Record{Phases: Phases{Before: time.Second, Attack: 5 * time.Second, After: time.Second}, Bin: 100 * msec,
+			Attacks: []AttackOutcome{{Spec: attack.Spec{Kind: "slow_post", Duration: 4 * time.Second}, Result: attack.Result{Sent: 100, Connections: 100}}},
+			BotHeld: make([]int64, 70)}
+		for i := 10; i < until; i++ {
+			r.BotHeld[i] = held[0]
+		}
+		for i := until; i < 70; i++ {
+			r.BotHeld[i] = held[1]
+		}
+		return r
+	}
+	slowScore := Compute(slow(map[int]int64{0: 100, 1: 2}, 30))
+	slowNever := Compute(slow(map[int]int64{0: 100, 1: 100}, 30))
+	slowNone := Compute(slow(map[int]int64{0: 0, 1: 0}, 30))
+	mixed := fullRecord()
+	mixed.Attacks = append(mixed.Attacks, AttackOutcome{Spec: attack.Spec{Kind: "slowloris", Start: time.Second, Duration: 3 * time.Second}, Result: attack.Result{Sent: 50, Connections: 50}})
+	mixed.BotHeld = make([]int64, 80)
+	for i := 30; i < 42; i++ {
+		mixed.BotHeld[i] = 50 // released at 4.2 s: 1.2 s after the start, later than the flood's 500 ms
+	}
+	mixedScore := Compute(mixed)
+
 	tests := []struct {
 		name      string
 		got, want *float64
 	}{
+		{"slow: released when the held slots drop to ≤ 5%", slowScore.TimeToMitigateMS, f(2000)},
+		{"slow: never released is null", slowNever.TimeToMitigateMS, nil},
+		{"slow: nothing reached the origin", slowNone.TimeToMitigateMS, f(0)},
+		{"mixed: the later of flood and slow", mixedScore.TimeToMitigateMS, f(1200)},
 		{"legit success 10 of 13 (bot request ignored)", full.LegitSuccessRate, f(0.7692)},
 		{"member success 1 of 2", full.MemberSuccessRate, f(0.5)},
 		{"p50 before", full.LegitP50MS.Before, f(20)},
@@ -167,6 +196,7 @@ func TestCompute(t *testing.T) {
 		{"false alarms", uint64(full.FalseAlarms), 1},
 		{"failures by class kind status", full.LegitFailures["member page 429"], 1},
 		{"peak concurrency", uint64(full.OriginPeakConcurrency), 42},
+		{"peak bot concurrency", uint64(full.OriginPeakBotConcurrency), 7},
 	}
 	for _, tc := range counts {
 		t.Run(tc.name, func(t *testing.T) {
@@ -200,7 +230,7 @@ func TestBotSentSeries(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &Record{Phases: Phases{Before: time.Second, Attack: time.Second, After: time.Second}, Bin: 100 * msec,
 				Attacks: []AttackOutcome{{Spec: tc.spec, Result: attack.Result{Sent: tc.sent}}}}
-			got := botSentSeries(r)
+			got := botSentSeries(r, func(AttackOutcome) bool { return true })
 			for i, v := range got {
 				if d := v - tc.want[i]; d > 1e-9 || d < -1e-9 {
 					t.Errorf("bin %d = %v, want %v", i, v, tc.want[i])
