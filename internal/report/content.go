@@ -2,7 +2,9 @@ package report
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/geo"
 	"github.com/portcullis/portcullis/internal/incident"
@@ -101,14 +103,16 @@ func summary(fx *facts) []string {
 	if len(what) > 0 {
 		kind += ": " + strings.Join(what, "; ")
 	}
-	when := fmt.Sprintf("On %s, from %s UTC", fmtDay(fx.Start), fmtClock(fx.Start))
+	// Whole seconds for people; the tables below keep the milliseconds.
+	clock := func(t time.Time) string { return t.UTC().Format("15:04:05") }
+	when := fmt.Sprintf("On %s, from %s UTC", fmtDay(fx.Start), clock(fx.Start))
 	if fx.Open {
 		when += fmt.Sprintf(" and still going on when this report was written (%s so far)", humanDur(fx.Duration))
 	} else {
 		if fx.End.YearDay() != fx.Start.YearDay() || fx.End.Year() != fx.Start.Year() {
 			when += fmt.Sprintf(" to %s", fmtTime(fx.End))
 		} else {
-			when += fmt.Sprintf(" to %s UTC", fmtClock(fx.End))
+			when += fmt.Sprintf(" to %s UTC", clock(fx.End))
 		}
 		when += fmt.Sprintf(" (%s)", humanDur(fx.Duration))
 	}
@@ -133,6 +137,9 @@ func summary(fx *facts) []string {
 		p3 = "The attack was aimed at the network connection rather than at web pages; Portcullis recorded the traffic, not its effect on visitors."
 	case im == nil:
 		p3 = "The effect on legitimate visitors was not recorded for this incident."
+		if o := originSummary(fx); o != "" {
+			p3 += " " + o
+		}
 	default:
 		p3 = "No signed-in members or verified visitors used the site during the attack, so their experience was not measured."
 	}
@@ -258,7 +265,12 @@ func whatHappened(fx *facts) section {
 		s.Blocks = append(s.Blocks, para("Timeline:"), t)
 	}
 	if omitted > 0 {
-		s.Blocks = append(s.Blocks, para(fmt.Sprintf("%s (decision refreshes, or beyond the first %d) are listed only in the JSON, STIX and IODEF exports.", plural(omitted, "further timeline entry"), maxEvents(fx.opts.MaxEvents))))
+		what := fmt.Sprintf("%d further timeline entries", omitted)
+		verb := "are"
+		if omitted == 1 {
+			what, verb = "1 further timeline entry", "is"
+		}
+		s.Blocks = append(s.Blocks, para(fmt.Sprintf("%s (decision refreshes, or beyond the first %d) %s listed only in the JSON, STIX and IODEF exports.", what, maxEvents(fx.opts.MaxEvents), verb)))
 	}
 	return s
 }
@@ -338,6 +350,9 @@ func impact(fx *facts) section {
 	if fx.Severity != "unknown" {
 		s.Blocks = append(s.Blocks, para("Impact on legitimate users: "+fx.Severity+" (low: at least 99% of members' and verified visitors' requests were served; medium: at least 90%; high: fewer)."))
 	}
+	if svc := serviceLines(fx); len(svc) > 0 {
+		s.Blocks = append(s.Blocks, para("The service:"), list(svc...))
+	}
 	im := fx.Impact
 	if im == nil {
 		msg := "Not recorded: Portcullis did not measure the effect on legitimate users for this incident. This does not mean there was none."
@@ -373,10 +388,14 @@ func impact(fx *facts) section {
 }
 
 func latency(d interface{ Milliseconds() int64 }) string {
-	if d.Milliseconds() == 0 {
+	switch ms := d.Milliseconds(); {
+	case ms == 0:
 		return "—"
+	case ms >= 1000:
+		return strconv.FormatFloat(float64(ms)/1000, 'f', 1, 64) + " s"
+	default:
+		return fmt.Sprintf("%d ms", ms)
 	}
-	return fmt.Sprintf("%d ms", d.Milliseconds())
 }
 
 func appendBlocks(s section, b ...block) section {
@@ -499,7 +518,11 @@ func indicators(fx *facts) section {
 			}
 			t.Rows = append(t.Rows, []string{a.Display, fmtInt(a.Count), pct(a.Share), routable, stixPattern(fx, a)})
 		}
-		s.Blocks = append(s.Blocks, t)
+		s.Blocks = append(s.Blocks, t, para(fmt.Sprintf("The %s named here sent %s of the incident's traffic.", plural(len(fx.Attackers), "network"), pct(fx.NamedShare))))
+	}
+	if fx.Truncated {
+		s.Blocks = append(s.Blocks, note(fmt.Sprintf("The record keeps only the %d heaviest source networks, and even the lightest of them is above the threshold: the other %s of the traffic came from networks not recorded one by one, some of which may have reached the threshold too. Networks the shield acted on are in “What was done”; there, one outside this list shows as %s.",
+			fx.Recorded, pct(fx.UnlistedShare), withheld)))
 	}
 	if fx.Withheld > 0 {
 		s.Blocks = append(s.Blocks, para(fmt.Sprintf("%d further source networks (%s of the traffic) are below the threshold or the target's own network, and are withheld.", fx.Withheld, pct(fx.WithheldShare))))

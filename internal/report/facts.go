@@ -2,7 +2,6 @@ package report
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -58,6 +57,15 @@ type facts struct {
 	// own network) and their share.
 	Withheld      int
 	WithheldShare float64
+	// NamedShare is the share of the traffic the Attackers sent.
+	NamedShare float64
+	// Recorded is how many source prefixes the record lists and
+	// UnlistedShare the share of the traffic it does not attribute to any
+	// of them. Truncated: even the lightest listed prefix is at or above
+	// the threshold, so unlisted prefixes may have reached it too.
+	Recorded      int
+	UnlistedShare float64
+	Truncated     bool
 	Paths         []share
 	Agents        []share
 	// Spoofed: sources look forged; Reflected: sources are reflectors.
@@ -228,6 +236,15 @@ func (fx *facts) frac(n uint64) float64 {
 // ones. The site's own network is never an attacker (in a packet capture
 // it is the victim's replies).
 func (fx *facts) sources(top []incident.Count, site netip.Addr) {
+	fx.Recorded = len(top)
+	if len(top) > 0 {
+		fx.UnlistedShare = max(0, 1-fx.frac(sum(top)))
+		lightest := top[0].Count
+		for _, c := range top {
+			lightest = min(lightest, c.Count)
+		}
+		fx.Truncated = fx.frac(lightest) >= fx.MinShare && fx.UnlistedShare > 0
+	}
 	for _, c := range top {
 		p, err := netip.ParsePrefix(c.Key)
 		if err != nil {
@@ -248,6 +265,7 @@ func (fx *facts) sources(top []incident.Count, site netip.Addr) {
 			continue
 		}
 		fx.red.allow(p)
+		fx.NamedShare += sh
 		fx.Attackers = append(fx.Attackers, source{Prefix: p, Count: c.Count, Share: sh, Public: geo.Public(p.Addr())})
 	}
 	for i := range fx.Attackers {
@@ -545,32 +563,4 @@ func (d decisionSummary) actions() []string {
 		out[i] = fmt.Sprintf("%s ×%d", strings.ReplaceAll(e.k, "_", " "), e.n)
 	}
 	return out
-}
-
-// meta is the report's own metadata in the JSON export.
-type meta struct {
-	Generated        time.Time `json:"generated"`
-	Generator        string    `json:"generator"`
-	Reporter         Reporter  `json:"reporter"`
-	EvidenceShare    float64   `json:"evidence_threshold_share"`
-	Pseudonymised    bool      `json:"pseudonymised"`
-	WithheldPrefixes int       `json:"withheld_prefixes"`
-	WithheldShare    float64   `json:"withheld_share"`
-}
-
-// assessment is the report's reading of the record in the JSON export.
-type assessment struct {
-	Severity       string   `json:"severity"`
-	Spoofed        bool     `json:"sources_spoofed"`
-	Reflected      bool     `json:"sources_reflectors"`
-	AttackPatterns []string `json:"attack_patterns"`
-	DataAccess     finding  `json:"data_access"`
-	NextSteps      []string `json:"next_steps"`
-}
-
-func writeJSONValue(w interface{ Write([]byte) (int, error) }, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
 }

@@ -327,7 +327,7 @@ func sourceRole(fx *facts) string {
 
 func iodefAssess(fx *facts) iodefAssessment {
 	a := iodefAssessment{Occurrence: "actual", IncidentCategory: []string{"denial-of-service"}}
-	si := iodefSystemImpact{Type: "availability-service", Description: []string{"Impact on legitimate users: " + impactLabel(fx) + "."}}
+	si := iodefSystemImpact{Type: "availability-service", Description: append([]string{"Impact on legitimate users: " + impactLabel(fx) + "."}, serviceLines(fx)...)}
 	bi := iodefSystemImpact{Type: "loss-of-service", Severity: "unknown"}
 	switch fx.Severity {
 	case "low":

@@ -22,6 +22,9 @@ const (
 	padT, padB   = 16, 44
 	maxBuckets   = 360 // at most this many x positions (one per 2 px)
 	barRowHeight = 22
+	// legendRowHeight is the height of each further row of the traffic
+	// chart's legend.
+	legendRowHeight = 14
 )
 
 // verdictSeries are the stacked layers of the traffic chart, bottom first.
@@ -76,9 +79,7 @@ func trafficChart(fx *facts) string {
 	}
 	var b strings.Builder
 	label := "Traffic over time (UTC)"
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="100%%" role="img" aria-label="%s" font-family="sans-serif" font-size="11">`, chartW, chartH, html.EscapeString(label))
-	fmt.Fprintf(&b, `<title>%s</title>`, html.EscapeString(label))
-	drawStates(&b, fx, ax)
+	drawn := drawStates(&b, fx, ax)
 	var vmax float64
 	var unit string
 	var legend [][2]string
@@ -103,15 +104,32 @@ func trafficChart(fx *facts) string {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#333" stroke-dasharray="3,3"/><text x="%.1f" y="%d" fill="#333" text-anchor="%s">%s</text>`,
 			x, padT, x, chartH-padB, tx, padT+10, anchor, m.name)
 	}
-	legend = append(legend, [2]string{stateColors[incident.StateSuspected], "suspected"}, [2]string{stateColors[incident.StateAttack], "under attack"}, [2]string{stateColors[incident.StateRecovering], "recovering"})
-	lx := float64(padL)
-	for _, l := range legend {
-		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="10" height="10" fill="%s" stroke="#999" stroke-width="0.5"/><text x="%.1f" y="%d">%s</text>`,
-			lx, chartH-12, l[0], lx+14, chartH-3, html.EscapeString(l[1]))
-		lx += 14 + float64(len(l[1]))*6 + 14
+	for _, st := range []struct {
+		state incident.State
+		name  string
+	}{{incident.StateSuspected, "suspected"}, {incident.StateAttack, "under attack"}, {incident.StateRecovering, "recovering"}} {
+		if drawn[st.state] { // a band the chart does not show has no legend
+			legend = append(legend, [2]string{stateColors[st.state], st.name})
+		}
 	}
-	b.WriteString(`</svg>`)
-	return b.String()
+	// The legend wraps onto further rows (the chart grows) rather than
+	// running off the right edge.
+	lx, ly := float64(padL), chartH-12
+	for _, l := range legend {
+		w := 14 + float64(len(l[1]))*6 + 14
+		if lx > padL && lx+w-14 > chartW {
+			lx, ly = padL, ly+legendRowHeight
+		}
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="10" height="10" fill="%s" stroke="#999" stroke-width="0.5"/><text x="%.1f" y="%d">%s</text>`,
+			lx, ly, l[0], lx+14, ly+9, html.EscapeString(l[1]))
+		lx += w
+	}
+	var out strings.Builder
+	fmt.Fprintf(&out, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="100%%" role="img" aria-label="%s" font-family="sans-serif" font-size="11">`, chartW, ly+12, html.EscapeString(label))
+	fmt.Fprintf(&out, `<title>%s</title>`, html.EscapeString(label))
+	out.WriteString(b.String())
+	out.WriteString(`</svg>`)
+	return out.String()
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -128,14 +146,21 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
-// drawStates shades the intervals the site spent in each attack state.
-func drawStates(b *strings.Builder, fx *facts, ax timeAxis) {
+// drawStates shades the intervals the site spent in each attack state
+// within the axis' span, and returns the states it shaded.
+func drawStates(b *strings.Builder, fx *facts, ax timeAxis) map[incident.State]bool {
+	drawn := map[incident.State]bool{}
 	var cur incident.State
 	var since time.Time
 	flush := func(until time.Time) {
-		if c, ok := stateColors[cur]; ok && until.After(since) {
-			x0, x1 := ax.x(since), ax.x(until)
+		// Only the part inside the axis: a state that began after the
+		// series ends (recovery after the last recorded second) is not
+		// drawn as a sliver at the edge.
+		from, to := maxTime(since, ax.t0), minTime(until, ax.t1)
+		if c, ok := stateColors[cur]; ok && to.After(from) {
+			x0, x1 := ax.x(from), ax.x(to)
 			fmt.Fprintf(b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="%s"/>`, x0, padT, math.Max(x1-x0, 1), chartH-padT-padB, c)
+			drawn[cur] = true
 		}
 	}
 	for _, e := range fx.Events {
@@ -145,9 +170,8 @@ func drawStates(b *strings.Builder, fx *facts, ax timeAxis) {
 		flush(e.Time)
 		cur, since = e.To, e.Time
 	}
-	if fx.Open {
-		flush(ax.t1)
-	}
+	flush(ax.t1) // the state the timeline ends in (normal: not shaded)
+	return drawn
 }
 
 // drawSeries draws the per-second series, downsampled to at most
@@ -227,7 +251,39 @@ func drawSeries(b *strings.Builder, series []incident.SeriesPoint, ax timeAxis) 
 		}
 		legend = append(legend, [2]string{layer.color, layer.name})
 	}
+	if httpSeen {
+		legend = drawOriginErrors(b, series, xs, per, vmax, legend)
+	}
 	return vmax, unit, legend
+}
+
+// originErrorColor draws the origin errors over the stacked verdicts.
+const originErrorColor = "#212121"
+
+// drawOriginErrors draws the requests the origin failed (a part of
+// "passed") as a line over the stacked verdicts, bucketed like them, so
+// that a flood the shield passed but the site could not answer does not
+// read as traffic served. Nothing when the origin failed none.
+func drawOriginErrors(b *strings.Builder, series []incident.SeriesPoint, xs []float64, per, vmax float64, legend [][2]string) [][2]string {
+	n := len(xs) - 1
+	errs, counts := make([]float64, n), make([]float64, n)
+	var seen bool
+	for i := range series {
+		k := min(int(float64(i)/per), n-1)
+		counts[k]++
+		errs[k] += float64(series[i].OriginErrors)
+		seen = seen || series[i].OriginErrors > 0
+	}
+	if !seen {
+		return legend
+	}
+	var pts strings.Builder
+	for k := 0; k < n; k++ {
+		v := y(errs[k]/math.Max(counts[k], 1), vmax)
+		fmt.Fprintf(&pts, "%.1f,%.1f %.1f,%.1f ", xs[k], v, xs[k+1], v)
+	}
+	fmt.Fprintf(b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="1.5"/>`, strings.TrimSpace(pts.String()), originErrorColor)
+	return append(legend, [2]string{originErrorColor, "origin errors (part of passed)"})
 }
 
 // drawTimelineRates plots the rates the detectors reported with each
@@ -254,8 +310,12 @@ func drawTimelineRates(b *strings.Builder, fx *facts, ax timeAxis) (vmax float64
 	vmax = niceMax(vmax)
 	if peak > 0 {
 		yy := y(peak, vmax)
+		ly := yy - 3
+		if ly < padT+14 { // under the line, clear of the "ended" mark at the top
+			ly = yy + 12
+		}
 		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#c62828" stroke-dasharray="6,3"/><text x="%d" y="%.1f" fill="#c62828" text-anchor="end">peak %s %s</text>`,
-			padL, yy, chartW-padR, yy, chartW-padR-2, yy-3, fmtRate(peak), unit)
+			padL, yy, chartW-padR, yy, chartW-padR-2, ly, fmtRate(peak), unit)
 		legend = append(legend, [2]string{"#c62828", "peak"})
 	}
 	if len(pts) > 0 {
@@ -284,13 +344,15 @@ func eventRate(ev map[string]float64) (float64, bool) {
 	return v, ok
 }
 
-// niceMax rounds v up to 1, 2 or 5 times a power of ten.
+// niceMax rounds v up to 1, 2, 3, 4, 6 or 8 times a power of ten: the
+// axis' quarter marks are then round numbers and the data fills at least
+// two thirds of its height.
 func niceMax(v float64) float64 {
 	if v <= 0 {
 		return 1
 	}
 	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 5, 10} {
+	for _, m := range []float64{1, 2, 3, 4, 6, 8, 10} {
 		if v <= m*p {
 			return m * p
 		}
@@ -307,22 +369,56 @@ func drawAxes(b *strings.Builder, ax timeAxis, vmax float64, unit string) {
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#ccc" stroke-width="0.5"/><text x="%.1f" y="%.1f" text-anchor="end">%s</text>`, x0, yy, x1, yy, x0-4, yy+4, fmtRate(v))
 	}
 	fmt.Fprintf(b, `<text transform="translate(12 %d) rotate(-90)" text-anchor="middle">%s</text>`, (padT+chartH-padB)/2, html.EscapeString(unit))
-	span := ax.t1.Sub(ax.t0)
-	for i := 0; i <= 4; i++ {
-		t := ax.t0.Add(span * time.Duration(i) / 4)
-		if span >= 20*time.Second {
-			t = t.Round(time.Second)
-		}
+	for _, t := range timeTicks(ax) {
 		x := ax.x(t)
 		anchor := "middle"
-		switch i {
-		case 0:
+		switch {
+		case x-x0 < 30:
 			anchor = "start"
-		case 4:
+		case x1-x < 30:
 			anchor = "end"
 		}
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#333"/><text x="%.1f" y="%.1f" text-anchor="%s">%s</text>`, x, y0, x, y0+4, x, y0+15, anchor, fmtClock(t))
 	}
+}
+
+// tickSteps are the time axis' tick intervals, finest first.
+var tickSteps = []time.Duration{
+	time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 15 * time.Second, 30 * time.Second,
+	time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute,
+	time.Hour, 2 * time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour,
+}
+
+// timeTicks returns the time axis' tick instants: at most six, on whole
+// multiples (UTC) of the finest step in tickSteps that allows it, so that
+// labels read 21:07:00, 21:07:30… rather than arbitrary fifths of the span.
+// A span shorter than two seconds gets its two ends and its middle.
+func timeTicks(ax timeAxis) []time.Time {
+	span := ax.t1.Sub(ax.t0)
+	if span < 2*time.Second {
+		return []time.Time{ax.t0, ax.t0.Add(span / 2), ax.t1}
+	}
+	step := tickSteps[len(tickSteps)-1]
+	for _, s := range tickSteps {
+		if span/s <= 5 {
+			step = s
+			break
+		}
+	}
+	var out []time.Time
+	for t := ax.t0.Truncate(step); !t.After(ax.t1); t = t.Add(step) {
+		if !t.Before(ax.t0) {
+			out = append(out, t)
+		}
+	}
+	if k := (len(out) + 5) / 6; k > 1 { // spans of many days: every k-th day
+		thin := out[:0]
+		for i := 0; i < len(out); i += k {
+			thin = append(thin, out[i])
+		}
+		out = thin
+	}
+	return out
 }
 
 // barChart draws the top rows of an attribution list as horizontal bars
