@@ -105,6 +105,9 @@ func Run(ctx context.Context, o Options) (*Record, error) {
 	} else if o.ShieldBinary == "" {
 		return nil, errors.New("lab: self-contained run needs the portcullis binary")
 	}
+	if o.Target != nil && len(sc.Shield) > 0 {
+		fmt.Fprintf(progress, "lab: the scenario's shield overrides apply to self-contained runs only; ignored with --target\n")
+	}
 	if o.OriginListen == "" {
 		o.OriginListen = "127.0.0.1:0"
 	}
