@@ -377,8 +377,17 @@ func impact(fx *facts) section {
 	}
 	s.Blocks = append(s.Blocks, t)
 	var items []string
-	if im.ChallengesShown > 0 {
+	var challenged uint64
+	for _, p := range fx.Series {
+		challenged += p.Challenged
+	}
+	switch {
+	case im.ChallengesShown > 0:
 		items = append(items, fmt.Sprintf("%s challenges shown, %s solved (%s).", fmtInt(im.ChallengesShown), fmtInt(im.ChallengesSolved), pct(float64(im.ChallengesSolved)/float64(im.ChallengesShown))))
+	case challenged > 0:
+		// The series counts every challenge verdict; a challenge page is
+		// shown only to a request for a page (or a form post).
+		items = append(items, fmt.Sprintf("%s requests were refused pending a browser check, but none asked for a page that could show it (scripts, API calls, tools that do not accept HTML): no challenge page was shown or solved.", fmtInt(challenged)))
 	}
 	if im.Shed > 0 {
 		items = append(items, fmt.Sprintf("%s requests refused by overload protection (load shedding) to keep the site up.", fmtInt(im.Shed)))

@@ -262,3 +262,46 @@ func TestChartOriginErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestChallengesExplained: section 4 accounts for the series' challenged
+// requests even when none of them could show a challenge page (a flood
+// that does not ask for HTML), instead of leaving the figure unexplained.
+func TestChallengesExplained(t *testing.T) {
+	noChallenges := func(in *incident.Incident) {
+		for i := range in.Series {
+			in.Series[i].Challenged = 0
+		}
+	}
+	tests := []struct {
+		name          string
+		mutate        func(*incident.Incident)
+		want, wantNot []string
+	}{
+		{name: "pages shown", want: []string{"260,000 challenges shown, 14,900 solved"}, wantNot: []string{"pending a browser check"}},
+		{name: "challenged, no page shown", mutate: func(in *incident.Incident) { in.Impact.ChallengesShown, in.Impact.ChallengesSolved = 0, 0 },
+			want: []string{"536,314 requests were refused pending a browser check, but none asked for a page"}, wantNot: []string{"challenges shown"}},
+		{name: "nothing challenged", mutate: func(in *incident.Incident) {
+			noChallenges(in)
+			in.Impact.ChallengesShown, in.Impact.ChallengesSolved = 0, 0
+		}, wantNot: []string{"pending a browser check", "challenges shown"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := loadFixture(t, "http-flood")
+			if tc.mutate != nil {
+				tc.mutate(in)
+			}
+			md := string(render(t, in, Markdown, Options{Now: testNow}))
+			for _, w := range tc.want {
+				if !strings.Contains(md, w) {
+					t.Errorf("Markdown lacks %q", w)
+				}
+			}
+			for _, w := range tc.wantNot {
+				if strings.Contains(md, w) {
+					t.Errorf("Markdown contains %q", w)
+				}
+			}
+		})
+	}
+}
