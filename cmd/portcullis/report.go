@@ -62,9 +62,6 @@ report) and again when it has ended: the STIX ids stay the same, only
 			if (len(args) == 1) == latest {
 				return errors.New("report: give an incident ID or --latest (not both)")
 			}
-			if dataDir == "" {
-				return errors.New("report: --data-dir is required (the directory serve or replay stored incidents in)")
-			}
 			f, err := report.ParseFormat(format)
 			if err != nil {
 				return err
@@ -111,7 +108,7 @@ report) and again when it has ended: the STIX ids stay the same, only
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&dataDir, "data-dir", "", "data directory holding the incident store")
+	fl.StringVar(&dataDir, "data-dir", defaultDataDir, "data directory holding the incident store (serve's data_dir; replay's --data-dir)")
 	fl.StringVarP(&format, "format", "f", "md", "md | html | json | stix | iodef")
 	fl.StringVarP(&out, "out", "o", "", "write to this file (created mode 0600) instead of stdout")
 	fl.BoolVar(&latest, "latest", false, "report the most recent incident")
