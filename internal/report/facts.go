@@ -470,6 +470,8 @@ func (fx *facts) nextSteps() []string {
 		s = append(s, "Investigate the sensitive routes named above in the origin's logs before any public statement about data.")
 	} else if !fx.Access.Known {
 		s = append(s, "Confirm from the origin's own logs that nothing but the flood happened in the incident window.")
+	} else if len(fx.Integrity.Routes) == 0 && !fx.PacketLevel {
+		s = append(s, "Confirm from the origin's own logs that no data was read in the incident window, and list the routes that serve personal data (sites[].sensitive_routes; replay --sensitive-route) so that the next report can answer this itself.")
 	}
 	switch {
 	case fx.Spoofed:

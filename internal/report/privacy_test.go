@@ -237,6 +237,12 @@ func TestDataAccessFinding(t *testing.T) {
 			if !strings.Contains(md, tc.wantText) {
 				t.Errorf("Markdown lacks %q", tc.wantText)
 			}
+			// Unless the sensitive routes answered the question, the next
+			// steps send the reader to the origin's logs.
+			conclusive := tc.integrity != nil && len(tc.integrity.Routes) > 0
+			if got := strings.Contains(md, "Confirm from the origin's own logs"); got == conclusive && !tc.wantConcern {
+				t.Errorf("next steps advise checking the origin's logs = %v, want %v", got, !conclusive)
+			}
 		})
 	}
 }
