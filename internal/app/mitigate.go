@@ -162,7 +162,7 @@ func (f *decisionFilter) Check(r *filter.Request) filter.Verdict {
 		// decisions, which Lookup prefers as more specific or more severe,
 		// still apply to them. An operator's under-attack mode challenges
 		// everyone without clearance or standing (item 6).
-		if d.Rule == mitigate.RuleUnderAttack && f.m.good.peaceTime(r.Site, r.Addr, r.Prefix) {
+		if (d.Rule == mitigate.RuleUnderAttack || d.Rule == mitigate.RuleAuthRoute) && f.m.good.peaceTime(r.Site, r.Addr, r.Prefix) {
 			break
 		}
 		// The challenge stage decides (clearance and standing pass it).

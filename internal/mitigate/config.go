@@ -51,6 +51,7 @@ const (
 	RuleDrop        = "drop"         // ladder level 4
 	RuleASN         = "asn"          // a hosting or dominant network
 	RuleUnderAttack = "under_attack" // site-wide challenge
+	RuleAuthRoute   = "auth_route"   // challenge on a route under credential stuffing
 	RuleAutoBan     = "auto_ban"     // repeated failed challenges
 	RuleFlashCrowd  = "flash_crowd"  // a legitimate surge: observe only
 	RuleOperator    = "operator"     // made by an operator
@@ -85,7 +86,7 @@ type SiteConfig struct {
 	// allows dropping).
 	MaxLevel Level
 	// EscalateAfter is how long the site stays on a level while an attack
-	// persists before climbing to the next (default 2 s);
+	// persists before climbing to the next (default 1 s);
 	// DistressEscalateAfter the same while the origin is in distress
 	// (default 500 ms).
 	EscalateAfter, DistressEscalateAfter time.Duration
@@ -186,7 +187,7 @@ func (c *Config) site(i int) *SiteConfig {
 func builtinSite() SiteConfig {
 	return SiteConfig{
 		MaxLevel:      LevelBlock,
-		EscalateAfter: 2 * time.Second, DistressEscalateAfter: 500 * time.Millisecond,
+		EscalateAfter: time.Second, DistressEscalateAfter: 500 * time.Millisecond,
 		HoldFor:   30 * time.Second,
 		SourceRPS: 20, PrefixRPS: 100, SourceShare: 0.1, MinRPS: 5, FloodRPS: 50,
 		RateLimitPerSecond: 5,

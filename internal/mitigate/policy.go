@@ -247,6 +247,7 @@ func (p *Policy) stepSite(now time.Time, in *SiteInput) []Change {
 		covered := e.sources(st.level, reasonPrefix(r))
 		covered += e.asns(st.level)
 		e.underAttack(r, covered)
+		e.authRoutes(r)
 	case st.level == LevelObserve && (in.State == incident.StateSuspected || in.State == incident.StateAttack):
 		e.sources(LevelObserve, "watching while "+string(in.State))
 	}
@@ -356,6 +357,37 @@ func (e *emitter) underAttack(r reading, covered uint64) {
 		EstimatedCollateral: collateral, TTL: e.cfg.UnderAttackTTL}, e.st.level, false)
 }
 
+// authRouteID is the ID of the challenge on a site's auth route.
+func authRouteID(site int, route string) string {
+	return "auth_route/" + strconv.Itoa(site) + route
+}
+
+// authRoutes challenges every request to an auth route under credential
+// stuffing (vector "credential_stuffing:<path>") that holds neither a
+// clearance nor member standing, whatever the other vectors' per-source
+// decisions cover: stuffing comes from many sources at a few attempts each,
+// below any per-source limit, and often rides along a volumetric flood
+// whose heavy hitters the ladder has already named (so the site-wide
+// under-attack mode, judged by coverage, would never start for it). The
+// decision lasts while the vector fires and for UnderAttackTTL after, and
+// is removed with under-attack mode when the ladder steps below
+// UnderAttackLevel. Peace-time visitors are spared like under-attack
+// mode spares them (the request path decides).
+func (e *emitter) authRoutes(r reading) {
+	if e.cfg.DisableUnderAttack {
+		return
+	}
+	for _, v := range r.vectors {
+		route, ok := strings.CutPrefix(v, "credential_stuffing:")
+		if !ok || !strings.HasPrefix(route, "/") {
+			continue
+		}
+		e.want(Decision{ID: authRouteID(e.in.Site, route), Scope: ScopeRoute, Route: route, Action: Challenge,
+			Rule: RuleAuthRoute, Reason: "credential stuffing on " + route + ": sign-ins need a clearance or member standing",
+			TTL: e.cfg.UnderAttackTTL}, e.st.level, false)
+	}
+}
+
 // flash records a recognised flash crowd as a site-wide Observe decision.
 func (e *emitter) flash() {
 	e.want(Decision{ID: flashID(e.in.Site), Scope: ScopeSite, Action: Observe, Rule: RuleFlashCrowd,
@@ -375,7 +407,7 @@ func (e *emitter) relax() {
 		base := strings.TrimSuffix(id, shadowSuffix)
 		var want Action
 		switch {
-		case d.Rule == RuleUnderAttack:
+		case d.Rule == RuleUnderAttack || d.Rule == RuleAuthRoute:
 			if l < e.cfg.UnderAttackLevel {
 				e.drop(base)
 			}

@@ -36,9 +36,9 @@ func TestLadder(t *testing.T) {
 	}{
 		{name: "first attack tick rate limits the heavy source", at: 0, want: "rate_limit"},
 		{name: "light source untouched", at: 0, want: "none"},
-		{name: "still rate limit before EscalateAfter", at: 1750 * time.Millisecond, want: "rate_limit"},
-		{name: "challenge after 2 s", at: 2 * time.Second, want: "challenge"},
-		{name: "block after 4 s", at: 4 * time.Second, want: "block"},
+		{name: "still rate limit before EscalateAfter", at: 750 * time.Millisecond, want: "rate_limit"},
+		{name: "challenge after 1 s", at: time.Second, want: "challenge"},
+		{name: "block after 2 s", at: 2 * time.Second, want: "block"},
 		{name: "block is the default top level", at: 9750 * time.Millisecond, want: "block"},
 		{name: "held after the attack ends", at: 39500 * time.Millisecond, want: "block"},
 		{name: "steps down to challenge after HoldFor", at: 39750 * time.Millisecond, want: "challenge"},
@@ -366,6 +366,55 @@ func TestObserve(t *testing.T) {
 			}
 			if id := h.log[0].Decision.ID; id != h.log[len(h.log)-1].Decision.ID {
 				t.Fatalf("IDs differ: %v", h.log)
+			}
+		})
+	}
+}
+
+// TestAuthRouteChallenge: credential stuffing riding along a concentrated
+// flood (lab scenario "smoke": the flood's heavy hitters are named, so
+// per-source coverage is high and under-attack mode never starts) still
+// gets its auth route challenged for requests without clearance or
+// standing, from the first tick it fires, and the challenge ends with the
+// attack; other paths stay open to sources no decision names.
+func TestAuthRouteChallenge(t *testing.T) {
+	h := newHarness(t, Config{})
+	in := func(at time.Duration) SiteInput {
+		if at < 10*time.Second {
+			a := attack(2000, sig("http_flood", 3), sig("credential_stuffing:/login", 2))
+			a.TopAddrs = addrs("192.0.2.1", 900, "192.0.2.2", 900) // 90% covered by per-source decisions
+			return a
+		}
+		return quiet(incident.StateRecovering)
+	}
+	lookup := func(path string) string {
+		d, ok := h.set.Lookup(0, netip.MustParseAddr("203.0.113.9"), 0, "", path, 0)
+		if !ok {
+			return "none"
+		}
+		return d.Action.String() + " " + d.Rule
+	}
+	checks := []struct {
+		name        string
+		at          time.Duration
+		login, home string
+	}{
+		{name: "challenged at the first tick", at: 0, login: "challenge auth_route", home: "none"},
+		{name: "below the route too", at: 5 * time.Second, login: "challenge auth_route", home: "none"},
+		{name: "off once the ladder is below challenge", at: 70 * time.Second, login: "none", home: "none"},
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			h.advance(c.at, in)
+			path := "/login"
+			if c.at == 5*time.Second {
+				path = "/login/sso"
+			}
+			if got := lookup(path); got != c.login {
+				t.Errorf("%s at %v → %s, want %s", path, c.at, got, c.login)
+			}
+			if got := lookup("/"); got != c.home {
+				t.Errorf("/ at %v → %s, want %s", c.at, got, c.home)
 			}
 		})
 	}
