@@ -143,6 +143,15 @@ func New(opts Options) (*App, error) {
 	}
 	a.detect = d
 	d.mit = m
+	m.openIncidents = func(site int) []string {
+		var ids []string
+		for _, t := range d.eng.Status() {
+			if t.Incident != nil && t.Incident.Open() && (site < 0 || t.Site == site) {
+				ids = append(ids, t.Incident.ID)
+			}
+		}
+		return ids
+	}
 	d.onTick = a.adaptDifficulty
 	a.handler = edge.NewHandler(g.rt, &observer{m: a.metrics, next: d.acc.ObserveRequest, good: m.good, attack: d.attack}, a.log.With("component", "edge"))
 	if gdb != nil {

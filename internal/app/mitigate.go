@@ -50,6 +50,11 @@ type mitigation struct {
 	// rec keeps the incident record: per-second traffic, cohorts, the
 	// decisions' collateral (record.go).
 	rec *recorder
+
+	// openIncidents returns the ids of the open incidents of a site (all
+	// sites for -1): an operator's decision carries no incident id and is
+	// written to these timelines. Set once at start, before traffic.
+	openIncidents func(site int) []string
 }
 
 func newMitigation(mode string, store incident.Backend, log *slog.Logger, onDecision func(incidentID string, ev incident.Event), onErr func(error)) (*mitigation, error) {
@@ -61,7 +66,26 @@ func newMitigation(mode string, store incident.Backend, log *slog.Logger, onDeci
 	m.policy = p
 	m.ctl, err = mitigate.NewController(m.set, p, mitigate.ControllerOptions{OnEvent: func(site int, id string, ev incident.Event) {
 		log.Warn("mitigation decision", "site", site, "incident", id, "message", ev.Message)
-		if id == "" || store == nil {
+		if store == nil {
+			return
+		}
+		if id == "" {
+			// An operator's decision belongs to the timelines of the
+			// incidents open on its site(s) when it is made (who and why
+			// are in the message). Looked up outside the controller's lock.
+			if m.openIncidents == nil {
+				return
+			}
+			go func() {
+				for _, id := range m.openIncidents(site) {
+					if onDecision != nil {
+						onDecision(id, ev)
+					}
+					if err := store.AppendEvent(context.Background(), id, ev); err != nil && onErr != nil {
+						onErr(err)
+					}
+				}
+			}()
 			return
 		}
 		m.rec.noteDecision(id, ev)

@@ -165,12 +165,29 @@ func TestIncidentRecordLiveFlood(t *testing.T) {
 			fw.Wait()
 			t.Logf("flood: %d requests in %v", sent.Load(), time.Since(start).Round(time.Millisecond))
 
+			// An operator acts while the incident is open: the action lands
+			// in its timeline with who and why.
+			if code := s.adminJSON(t, http.MethodPost, "/api/v1/decisions", DecisionRequest{Action: "block", Scope: "prefix",
+				Value: "198.51.100.0/24", TTL: "10m", Reason: "C2 range from the hosting provider", Who: "alice"}, nil); code != http.StatusCreated {
+				t.Fatalf("operator block: %d", code)
+			}
+
 			// Recovery: the member and the visitor browse on until the
 			// incident has closed.
 			in := waitClosedIncident(t, s.app.store, "test", 60*time.Second)
 			close(stop)
 			wg.Wait()
 			t.Logf("incident %s: %v → %v, vectors %v, %d requests", in.ID, in.Start.Format(time.TimeOnly), in.End.Format(time.TimeOnly), in.Vectors, in.Requests)
+
+			operatorSeen := false
+			for _, e := range in.Timeline {
+				if e.Kind == "decision" && strings.Contains(e.Message, "operator:alice") && strings.Contains(e.Message, "C2 range from the hosting provider") {
+					operatorSeen = true
+				}
+			}
+			if !operatorSeen {
+				t.Errorf("the operator's block is not in the incident timeline: %+v", in.Timeline)
+			}
 
 			// The series: verdicts add up to what the clients saw.
 			if len(in.Series) == 0 {
