@@ -84,6 +84,7 @@ func newLabValidateCmd() *cobra.Command {
 type labRunFlags struct {
 	jsonOut        bool
 	target         string
+	targetH2       string
 	originListen   string
 	targetPIDs     string
 	admin          string
@@ -150,6 +151,7 @@ the last line of stdout. A status line per second goes to stderr.`,
 	fl := c.Flags()
 	fl.BoolVar(&f.jsonOut, "json", false, "print the score as one JSON object, the last line of stdout")
 	fl.StringVar(&f.target, "target", "", "use a running front at this loopback URL (http://127.0.0.1:PORT) instead of starting Portcullis")
+	fl.StringVar(&f.targetH2, "target-h2", "", "with --target: a separate h2c (HTTP/2 prior knowledge) URL of the front for the HTTP/2 attacks (default: --target)")
 	fl.StringVar(&f.originListen, "origin-listen", "", "loopback host:port of the lab's origin (the --target's upstream)")
 	fl.StringVar(&f.targetPIDs, "target-pid", "", "PID[,PID] of the front's processes (children included) to measure CPU and memory")
 	fl.StringVar(&f.admin, "admin", "", "Portcullis admin API URL of the --target, polled for incidents (time to detect)")
@@ -167,8 +169,8 @@ func (f *labRunFlags) options(sc *lab.Scenario) (lab.Options, error) {
 	o := lab.Options{Scenario: sc, OriginListen: f.originListen, ProxyProtocol: f.proxyProtocol, Seed: f.seed,
 		GeoDirs: []string{f.geoDir, os.Getenv("PORTCULLIS_GEODATA"), "testdata/geodata"}}
 	if f.target == "" {
-		if f.admin != "" || f.targetPIDs != "" || f.proxyProtocol {
-			return o, errors.New("lab: --admin, --target-pid and --proxy-protocol need --target")
+		if f.admin != "" || f.targetPIDs != "" || f.proxyProtocol || f.targetH2 != "" {
+			return o, errors.New("lab: --admin, --target-pid, --target-h2 and --proxy-protocol need --target")
 		}
 		exe, err := os.Executable()
 		if err != nil {
@@ -182,6 +184,11 @@ func (f *labRunFlags) options(sc *lab.Scenario) (lab.Options, error) {
 		return o, fmt.Errorf("lab: --target %q: want http://127.0.0.1:PORT", f.target)
 	}
 	o.Target = u
+	if f.targetH2 != "" {
+		if o.TargetH2, err = url.Parse(f.targetH2); err != nil || o.TargetH2.Host == "" {
+			return o, fmt.Errorf("lab: --target-h2 %q: want http://127.0.0.1:PORT", f.targetH2)
+		}
+	}
 	if f.targetPIDs != "" {
 		for _, s := range strings.Split(f.targetPIDs, ",") {
 			pid, err := strconv.Atoi(strings.TrimSpace(s))

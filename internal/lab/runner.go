@@ -35,6 +35,10 @@ type Options struct {
 	// the origin the lab starts on OriginListen; nil runs self-contained:
 	// the lab starts ShieldBinary as `serve` in front of its origin.
 	Target *url.URL
+	// TargetH2 is where the HTTP/2 attack kinds (rapid_reset, h2_flood)
+	// go when the front serves h2c on a separate port (nginx before 1.25
+	// serves only HTTP/2 on a cleartext http2 listener); nil: Target.
+	TargetH2 *url.URL
 	// ProxyProtocol makes the lab's clients (and the attack drivers that
 	// can) announce their simulated address in a PROXY v1 header instead
 	// of X-Forwarded-For (with Target only).
@@ -101,6 +105,9 @@ func Run(ctx context.Context, o Options) (*Record, error) {
 		}
 		if o.OriginListen == "" {
 			return nil, errors.New("lab: --target needs --origin-listen (the target's upstream)")
+		}
+		if o.TargetH2 != nil && (o.TargetH2.Scheme != "http" || !loopback(o.TargetH2.Hostname())) {
+			return nil, fmt.Errorf("lab: --target-h2 %s: want http://127.0.0.1:PORT (loopback only)", o.TargetH2)
 		}
 	} else if o.ShieldBinary == "" {
 		return nil, errors.New("lab: self-contained run needs the portcullis binary")
@@ -226,7 +233,11 @@ func Run(ctx context.Context, o Options) (*Record, error) {
 				outcomes[i].Err = actx.Err().Error()
 				return
 			}
-			res, err := attack.Run(actx, attack.Target{URL: target, ProxyProtocol: o.ProxyProtocol}, spec, sources[i])
+			at := target
+			if o.TargetH2 != nil && (spec.Kind == attack.KindRapidReset || spec.Kind == attack.KindH2Flood) {
+				at = o.TargetH2
+			}
+			res, err := attack.Run(actx, attack.Target{URL: at, ProxyProtocol: o.ProxyProtocol}, spec, sources[i])
 			outcomes[i].Result = res
 			if err != nil {
 				outcomes[i].Err = err.Error()
