@@ -113,7 +113,7 @@ else
 	BIN=$TMP/portcullis
 fi
 if [ ${#SCEN[@]} -eq 0 ]; then
-	mapfile -t SCEN < <("$BIN" lab list --names | grep -vx smoke)
+	mapfile -t SCEN < <("$BIN" lab list | awk 'NR > 1 && $1 != "smoke" {print $1}')
 fi
 H2FLAG=0
 "$BIN" lab run --help 2>&1 | grep -q -- '--target-h2' && H2FLAG=1
