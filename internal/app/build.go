@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -25,6 +26,7 @@ type state struct {
 	pools    map[string]*proxy.Pool
 	watchers map[string]*netset.Watcher
 	inflight *ratelimit.Concurrency
+	buffer   *edge.BodyBuffer
 }
 
 func newState() *state {
@@ -78,6 +80,17 @@ func (a *App) build(cfg *config.Config) (*generation, error) {
 		}
 		rt.Inflight = a.state.inflight
 	}
+	if a.state.buffer == nil {
+		b, err := edge.NewBodyBuffer(edge.BufferConfig{MemoryBytes: int64(l.RequestBufferBytes), TotalBytes: int64(l.RequestBufferTotalBytes),
+			SpoolDir: filepath.Join(cfg.DataDir, "spool")}, a.reg)
+		if err != nil {
+			return nil, err
+		}
+		a.state.buffer = b
+	} else if err := a.state.buffer.SetLimits(int64(l.RequestBufferBytes), int64(l.RequestBufferTotalBytes)); err != nil {
+		return nil, err
+	}
+	rt.Buffer = a.state.buffer
 	sampler := filter.NewSampler(a.log.With("component", "shield"), cfg.Log.ShieldPerSecond, cfg.Log.SampleEvery)
 	recs, err := a.mitigation.rec.configure(cfg)
 	if err != nil {
@@ -86,8 +99,9 @@ func (a *App) build(cfg *config.Config) (*generation, error) {
 	for i, sc := range cfg.Sites {
 		site := &edge.Site{Index: i, Name: sc.Name, MaxBodyBytes: int64(l.MaxBodyBytes)}
 		for _, r := range sc.Routes {
-			if r.MaxBodyBytes > 0 {
-				site.Routes = append(site.Routes, edge.Route{Prefix: r.Path, MaxBodyBytes: int64(r.MaxBodyBytes)})
+			stream := r.BufferRequest != nil && !*r.BufferRequest
+			if r.MaxBodyBytes > 0 || stream {
+				site.Routes = append(site.Routes, edge.Route{Prefix: r.Path, MaxBodyBytes: int64(r.MaxBodyBytes), Stream: stream})
 			}
 		}
 		sort.Slice(site.Routes, func(i, j int) bool { return len(site.Routes[i].Prefix) > len(site.Routes[j].Prefix) })

@@ -220,3 +220,61 @@ func TestSensitiveRoutes(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestBuffering checks the request-buffering settings: defaults
+// (1 MiB per body, 64 MiB in all, every route buffered), a route's
+// opt-out, and the bounds Validate enforces.
+func TestRequestBuffering(t *testing.T) {
+	tests := []struct {
+		name      string
+		limits    string // YAML mapping under limits ("" = none)
+		route     string // YAML mapping of sites[0].routes[0] ("" = no route)
+		want      string // error substring; "" = valid
+		wantBytes int64
+		wantTotal int64
+		wantRoute *bool // sites[0].routes[0].buffer_request
+	}{
+		{name: "defaults", wantBytes: 1 << 20, wantTotal: 64 << 20},
+		{name: "route buffered by default", route: "{path: /upload, max_body_bytes: 1GiB}", wantBytes: 1 << 20, wantTotal: 64 << 20, wantRoute: ptr(true)},
+		{name: "route opts out", route: "{path: /upload, buffer_request: false}", wantBytes: 1 << 20, wantTotal: 64 << 20, wantRoute: ptr(false)},
+		{name: "custom sizes", limits: "{request_buffer_bytes: 64KiB, request_buffer_total_bytes: 8MiB}", wantBytes: 64 << 10, wantTotal: 8 << 20},
+		{name: "per-body cap too small", limits: "{request_buffer_bytes: 1KiB}", want: "limits.request_buffer_bytes: must be at least 4KiB"},
+		{name: "total below per-body cap", limits: "{request_buffer_bytes: 2MiB, request_buffer_total_bytes: 1MiB}", want: "limits.request_buffer_total_bytes: must be at least request_buffer_bytes"},
+		{name: "bad size", limits: "{request_buffer_bytes: lots}", want: "limits.request_buffer_bytes: invalid size"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			y := "admin: {address: off}\n"
+			if tc.limits != "" {
+				y += "limits: " + tc.limits + "\n"
+			}
+			y += "sites:\n  - origins: [\"http://127.0.0.1:8081\"]\n"
+			if tc.route != "" {
+				y += "    routes: [" + tc.route + "]\n"
+			}
+			cfg, err := Parse("b.yaml", []byte(y))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.want != "":
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("error %v, want %q", err, tc.want)
+				}
+				return
+			}
+			if got := int64(cfg.Limits.RequestBufferBytes); got != tc.wantBytes {
+				t.Errorf("request_buffer_bytes = %d, want %d", got, tc.wantBytes)
+			}
+			if got := int64(cfg.Limits.RequestBufferTotalBytes); got != tc.wantTotal {
+				t.Errorf("request_buffer_total_bytes = %d, want %d", got, tc.wantTotal)
+			}
+			if tc.wantRoute != nil {
+				if got := cfg.Sites[0].Routes[0].BufferRequest; got == nil || *got != *tc.wantRoute {
+					t.Errorf("buffer_request = %v, want %v", got, *tc.wantRoute)
+				}
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -52,6 +52,8 @@ func (c *Config) ApplyDefaults() {
 	byteDefault(&l.MinBodyRate, 1<<10)
 	byteDefault(&l.MaxHeaderBytes, 32<<10)
 	byteDefault(&l.MaxBodyBytes, 10<<20)
+	byteDefault(&l.RequestBufferBytes, 1<<20)
+	byteDefault(&l.RequestBufferTotalBytes, 64<<20)
 	intDefault(&l.MaxConns, 20000)
 	intDefault(&l.MaxConnsPerClient, 256)
 	intDefault(&l.MaxInflightPerClient, 64)
@@ -95,6 +97,12 @@ func (c *Config) ApplyDefaults() {
 		durationDefault(&s.OriginTimeout, 30*time.Second)
 		durationDefault(&s.DialTimeout, 3*time.Second)
 		intDefault(&s.MaxIdleConns, 512)
+		for j := range s.Routes {
+			if s.Routes[j].BufferRequest == nil {
+				t := true
+				s.Routes[j].BufferRequest = &t
+			}
+		}
 		if s.AuthRoutes == nil {
 			s.AuthRoutes = []string{"/login"}
 		}
@@ -246,6 +254,12 @@ func (c *Config) validate(file string, f *ast.File) error {
 	}
 	if lim.MaxHeaderBytes < 1024 {
 		v.add("limits.max_header_bytes", "must be at least 1KiB")
+	}
+	if lim.RequestBufferBytes < 4<<10 {
+		v.add("limits.request_buffer_bytes", "must be at least 4KiB, got %d", lim.RequestBufferBytes)
+	}
+	if lim.RequestBufferTotalBytes < lim.RequestBufferBytes {
+		v.add("limits.request_buffer_total_bytes", "must be at least request_buffer_bytes (%d), got %d", lim.RequestBufferBytes, lim.RequestBufferTotalBytes)
 	}
 	c.Rules.validate(v, "rules")
 	names := map[string]bool{}

@@ -32,7 +32,7 @@ type Site struct {
 	Origin http.Handler
 	// MaxBodyBytes is the default request body cap; Routes override it.
 	MaxBodyBytes int64
-	// Routes are per-path-prefix body caps, longest prefix first.
+	// Routes are per-path-prefix body settings, longest prefix first.
 	Routes []Route
 	// Endpoints, when set, serves the shield's own endpoints (challenge
 	// scripts and verification) after the chain has passed the request;
@@ -40,10 +40,15 @@ type Site struct {
 	Endpoints func(w http.ResponseWriter, r *http.Request, fr *filter.Request) bool
 }
 
-// Route is a per-path body cap.
+// Route is a per-path-prefix body setting.
 type Route struct {
-	Prefix       string
+	// Prefix is the path prefix (the longest match wins).
+	Prefix string
+	// MaxBodyBytes caps the body (bytes; 0 = the site's MaxBodyBytes).
 	MaxBodyBytes int64
+	// Stream sends bodies to the origin as they arrive instead of
+	// buffering them first (Runtime.Buffer): for large uploads.
+	Stream bool
 }
 
 // RequestLimits are the per-request limits, reloadable.
@@ -75,6 +80,9 @@ type Runtime struct {
 	Limits   RequestLimits
 	// Inflight caps concurrent requests per client address (may be nil).
 	Inflight *ratelimit.Concurrency
+	// Buffer, when set, reads request bodies whole before they are sent
+	// to the origin (routes may opt out with Route.Stream).
+	Buffer *BodyBuffer
 }
 
 // site returns the site for a Host header (case-insensitive, port ignored).
@@ -183,7 +191,8 @@ var rwPool = sync.Pool{New: func() any { return new(responseWriter) }}
 var srPool = sync.Pool{New: func() any { return new(stats.Request) }}
 
 // ServeHTTP is the request path: client identity → site → verdict chain →
-// per-client concurrency → body limits → origin, then accounting.
+// per-client concurrency → body limits and buffering → origin, then
+// accounting.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	mono := int64(now.Sub(h.start))
@@ -293,7 +302,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var br *bodyReader
 	if r.Body != nil && r.Body != http.NoBody {
-		limit := site.maxBody(r.URL.Path)
+		limit, stream := site.bodyRoute(r.URL.Path)
 		if r.ContentLength > limit {
 			v := filter.Verdict{Action: filter.Block, Status: http.StatusRequestEntityTooLarge, Rule: "max_body_bytes", Reason: "the request body is too large"}
 			rw.verdict = v.Action
@@ -303,6 +312,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		br = &bodyReader{rc: r.Body, ctl: http.NewResponseController(w), limit: limit,
 			idle: rt.Limits.BodyIdleTimeout, minRate: rt.Limits.MinBodyRate, grace: rt.Limits.BodyGrace, start: now}
 		r.Body = br
+		if rt.Buffer != nil && !stream {
+			bb, err := h.buffer(rt.Buffer, r, br)
+			if err != nil {
+				h.refuseBody(rw, r, fr, site, err)
+				return
+			}
+			if bb != nil {
+				defer bb.Close()
+			}
+		}
 	}
 
 	// Known-good clients (members, peace-time visitors) get priority and
@@ -387,13 +406,67 @@ func (h *Handler) logMalformed(mono int64, peer netip.Addr, res clientip.Result)
 		"peer", peer.String(), "client", res.Addr.String(), "source", res.Source.String())
 }
 
-func (s *Site) maxBody(path string) int64 {
-	for _, rt := range s.Routes {
-		if strings.HasPrefix(path, rt.Prefix) {
-			return rt.MaxBodyBytes
+// buffer reads r's body whole (BodyBuffer.Fill) before r goes anywhere
+// near the origin pool, and re-frames r for the origin: the buffered body
+// with an exact Content-Length, no Transfer-Encoding (RFC 9112 §6.1: one
+// framing toward the origin, nothing to smuggle), no Expect (the client's
+// 100-continue was answered when its body was read). A body the buffer
+// does not take streams as before: nil, nil.
+func (h *Handler) buffer(buf *BodyBuffer, r *http.Request, br *bodyReader) (*BufferedBody, error) {
+	bb, err := buf.Fill(r.Context(), br, r.ContentLength)
+	if errors.Is(err, ErrNotBuffered) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.Body = bb
+	delete(r.Header, "Expect")
+	if !bb.Streaming() {
+		br.settled()
+		r.ContentLength = bb.Len()
+		r.TransferEncoding = nil
+		if bb.Len() == 0 {
+			r.Body = http.NoBody
 		}
 	}
-	return s.MaxBodyBytes
+	return bb, nil
+}
+
+// refuseBody answers a body the buffer did not take: 413 over its cap,
+// 408 too slow (counted as a slow POST), 503 with Retry-After when the
+// buffer stayed full or could not spool, and a drop when the client went
+// away mid-body. Never net/http's implicit empty 200 (case F15).
+func (h *Handler) refuseBody(rw *responseWriter, r *http.Request, fr *filter.Request, site *Site, err error) {
+	if errors.Is(err, ErrSlowBody) && h.events != nil {
+		h.events.SlowConn(site.Index, stats.SlowPost)
+	}
+	v, ok := ClassifyError(err)
+	switch {
+	case ok:
+	case errors.Is(err, errSpool):
+		h.log.Warn("request body not buffered", "request_id", fr.ID, "err", err)
+		v = bufferFullVerdict
+		v.Cause = "request buffer: spool error"
+	default:
+		v = filter.Verdict{Action: filter.Drop, Rule: "request_body", Reason: "the request body was incomplete", Cause: "client body read failed"}
+	}
+	rw.verdict = v.Action
+	site.Chain.Write(rw, r, fr, v)
+}
+
+// bodyRoute returns the body cap and streaming choice for a path.
+func (s *Site) bodyRoute(path string) (limit int64, stream bool) {
+	for _, rt := range s.Routes {
+		if strings.HasPrefix(path, rt.Prefix) {
+			limit = rt.MaxBodyBytes
+			if limit <= 0 {
+				limit = s.MaxBodyBytes
+			}
+			return limit, rt.Stream
+		}
+	}
+	return s.MaxBodyBytes, false
 }
 
 func (h *Handler) account(r *http.Request, rw *responseWriter, fr *filter.Request, site *Site, start time.Time, res clientip.Result) {

@@ -222,6 +222,19 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 
 func (b *bodyReader) Close() error { return b.rc.Close() }
 
+// settled clears the read deadline once the body was read whole without
+// seeing EOF (a declared length met exactly): a deadline left armed would
+// fire during the origin round trip and, on HTTP/1, cancel the request.
+func (b *bodyReader) settled() {
+	if b.idle > 0 {
+		_ = b.ctl.SetReadDeadline(time.Time{})
+	}
+}
+
+// bufferFullVerdict answers a body refused for want of buffer room.
+var bufferFullVerdict = filter.Verdict{Action: filter.Shed, RetryAfter: 2 * time.Second, Rule: "request_buffer_full",
+	Reason: "the site is very busy, please retry in a moment", Cause: "request buffer full"}
+
 func isTimeoutErr(err error) bool {
 	var te interface{ Timeout() bool }
 	return err != nil && errors.As(err, &te) && te.Timeout()
@@ -229,7 +242,7 @@ func isTimeoutErr(err error) bool {
 
 // ClassifyError maps the edge's own body errors to the verdict the client
 // gets (for proxy.ErrorClassifier): 413 for a body over its cap, 408 for a
-// slow body.
+// slow body, 503 with Retry-After when the request buffer is full.
 func ClassifyError(err error) (filter.Verdict, bool) {
 	var tl *BodyTooLargeError
 	switch {
@@ -237,6 +250,8 @@ func ClassifyError(err error) (filter.Verdict, bool) {
 		return filter.Verdict{Action: filter.Block, Status: http.StatusRequestEntityTooLarge, Rule: "max_body_bytes", Reason: "the request body is too large"}, true
 	case errors.Is(err, ErrSlowBody):
 		return filter.Verdict{Action: filter.Drop, Status: http.StatusRequestTimeout, Rule: "min_body_rate", Reason: "the request body arrived too slowly"}, true
+	case errors.Is(err, ErrBufferFull):
+		return bufferFullVerdict, true
 	}
 	return filter.Verdict{}, false
 }

@@ -1,0 +1,563 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Request-body buffering (nginx's `proxy_request_buffering on`): the
+// handler reads a request body whole at the edge, under the body idle
+// timeout and minimum rate, before the request asks the origin pool for a
+// slot, so a slow POST (R.U.D.Y., `slowhttptest -B`) is cut at the edge and
+// never holds an origin connection. Bodies up to MemoryBytes are kept in
+// pooled chunks in memory; larger ones are spooled to an unlinked
+// temporary file. The origin then receives the body at once with an exact
+// Content-Length and no Transfer-Encoding (which also closes the
+// chunked-vs-Content-Length request-smuggling surface toward the origin).
+
+// ErrBufferFull is returned by BodyBuffer.Fill when the memory (or spool)
+// budget stayed full for the whole wait; the client gets 503 with
+// Retry-After.
+var ErrBufferFull = errors.New("edge: request buffer full")
+
+// errSpool marks a spool I/O error (the client gets 503, the log a line).
+var errSpool = errors.New("edge: request buffer spool")
+
+// errMemoryFull and errSpoolFull tell which budget was full (metrics).
+var (
+	errMemoryFull = fmt.Errorf("%w (memory)", ErrBufferFull)
+	errSpoolFull  = fmt.Errorf("%w (spool)", ErrBufferFull)
+)
+
+// ErrNotBuffered is returned by BodyBuffer.Fill, having read nothing, for a
+// body that cannot be buffered: its Content-Length is above MemoryBytes and
+// spooling is off, or above the whole spool budget. The caller streams it.
+var ErrNotBuffered = errors.New("edge: request body too large to buffer")
+
+// DefaultBufferWait is how long a body waits for room in a full buffer
+// before 503, when BufferConfig.Wait is 0.
+const DefaultBufferWait = 250 * time.Millisecond
+
+// SpoolFactor sizes the spool's disk budget from the memory budget when
+// BufferConfig.SpoolTotalBytes is 0.
+const SpoolFactor = 16
+
+// Chunk sizes: a body's first chunk is small (most forms fit), later ones
+// larger. Both are pooled as fixed-size arrays, so pooled memory is bounded
+// by the chunks in use at the peak (itself bounded by the budget).
+const (
+	smallChunk = 4 << 10
+	bigChunk   = 32 << 10
+)
+
+var (
+	smallChunks = sync.Pool{New: func() any { return new([smallChunk]byte) }}
+	bigChunks   = sync.Pool{New: func() any { return new([bigChunk]byte) }}
+)
+
+func getChunk(size int64) []byte {
+	if size == smallChunk {
+		return smallChunks.Get().(*[smallChunk]byte)[:]
+	}
+	return bigChunks.Get().(*[bigChunk]byte)[:]
+}
+
+func putChunk(c []byte) {
+	if cap(c) == smallChunk {
+		smallChunks.Put((*[smallChunk]byte)(c[:smallChunk]))
+		return
+	}
+	bigChunks.Put((*[bigChunk]byte)(c[:bigChunk]))
+}
+
+// BufferConfig configures request-body buffering.
+type BufferConfig struct {
+	// MemoryBytes is the largest body kept in memory (bytes, ≥ 4 KiB);
+	// larger bodies are spooled to SpoolDir.
+	MemoryBytes int64
+	// TotalBytes caps the memory of all buffered bodies together (bytes,
+	// counted in whole chunks of 4 or 32 KiB, ≥ MemoryBytes).
+	TotalBytes int64
+	// SpoolDir holds the temporary files of bodies above MemoryBytes
+	// (created 0700; files are unlinked as soon as they are created). ""
+	// turns spooling off: a body with a larger Content-Length streams to
+	// the origin unbuffered, and a chunked one streams once its first
+	// MemoryBytes arrived.
+	SpoolDir string
+	// SpoolTotalBytes caps the disk of all spooled bodies together (0 =
+	// SpoolFactor × TotalBytes). A body with a larger Content-Length streams
+	// unbuffered; a chunked body that outgrows it is refused with 413.
+	SpoolTotalBytes int64
+	// Wait is how long a body waits for room in a full budget before
+	// ErrBufferFull (0 = DefaultBufferWait).
+	Wait time.Duration
+}
+
+// BodyBuffer reads request bodies whole before they are forwarded, within
+// a memory budget and a disk (spool) budget. Safe for concurrent use; one
+// per process, kept across configuration reloads (SetLimits).
+type BodyBuffer struct {
+	memBytes   atomic.Int64
+	fixedSpool int64
+	spoolDir   string
+	wait       time.Duration
+	mem, disk  budget
+	metrics    *bufferMetrics
+}
+
+// NewBodyBuffer validates cfg, creates SpoolDir (removing files a crash
+// left behind) and registers the buffer's metrics on reg (nil = none).
+// Errors are wrapped with the "edge:" prefix.
+func NewBodyBuffer(cfg BufferConfig, reg prometheus.Registerer) (*BodyBuffer, error) {
+	b := &BodyBuffer{fixedSpool: cfg.SpoolTotalBytes, spoolDir: cfg.SpoolDir, wait: cfg.Wait}
+	if b.wait <= 0 {
+		b.wait = DefaultBufferWait
+	}
+	if err := b.SetLimits(cfg.MemoryBytes, cfg.TotalBytes); err != nil {
+		return nil, err
+	}
+	if b.spoolDir != "" {
+		if err := os.MkdirAll(b.spoolDir, 0o700); err != nil {
+			return nil, fmt.Errorf("%w: %w", errSpool, err)
+		}
+		old, _ := filepath.Glob(filepath.Join(b.spoolDir, spoolPattern))
+		for _, f := range old {
+			os.Remove(f)
+		}
+	}
+	if reg != nil {
+		m, err := newBufferMetrics(reg, b)
+		if err != nil {
+			return nil, err
+		}
+		b.metrics = m
+	}
+	return b, nil
+}
+
+// SetLimits changes the per-body memory cap and the total memory budget
+// (bytes; a configuration reload). Bodies being buffered keep what they
+// reserved. Errors: memoryBytes under 4 KiB or totalBytes under it.
+func (b *BodyBuffer) SetLimits(memoryBytes, totalBytes int64) error {
+	if memoryBytes < smallChunk || totalBytes < memoryBytes {
+		return fmt.Errorf("edge: request buffer: need 4KiB ≤ memory (%d) ≤ total (%d)", memoryBytes, totalBytes)
+	}
+	b.memBytes.Store(memoryBytes)
+	// One body reserves at most memoryBytes rounded up to whole chunks.
+	b.mem.setTotal(max(totalBytes, (memoryBytes+smallChunk-1)/smallChunk*smallChunk))
+	spool := b.fixedSpool
+	if spool <= 0 {
+		spool = SpoolFactor * totalBytes
+	}
+	b.disk.setTotal(spool)
+	return nil
+}
+
+// InUse returns the bytes reserved now in memory (whole chunks) and on disk.
+func (b *BodyBuffer) InUse() (memory, disk int64) { return b.mem.inUse(), b.disk.inUse() }
+
+const spoolPattern = "body-*"
+
+// Fill reads src (a request body, already wrapped in the edge's limits:
+// idle timeout, minimum rate, route cap) to its end and returns it
+// buffered. contentLength is the declared length (-1 unknown). ctx bounds
+// the waits for room. Errors: ErrNotBuffered (nothing was read; stream
+// src instead), ErrBufferFull, src's errors (*BodyTooLargeError,
+// ErrSlowBody, a client that went away), a *BodyTooLargeError for a
+// chunked body larger than the whole spool, or a wrapped spool I/O error.
+// The caller must Close the result.
+func (b *BodyBuffer) Fill(ctx context.Context, src io.Reader, contentLength int64) (*BufferedBody, error) {
+	memCap := b.memBytes.Load()
+	if contentLength > memCap && (b.spoolDir == "" || contentLength > b.disk.limit()) {
+		return nil, ErrNotBuffered
+	}
+	body := &BufferedBody{b: b}
+	body.chunks = body.inline[:0]
+	var err error
+	if contentLength > memCap {
+		err = body.spool(ctx, src, nil)
+	} else {
+		err = body.fillMemory(ctx, src, contentLength, memCap)
+	}
+	if err != nil {
+		body.Close()
+		if errors.Is(err, ErrBufferFull) {
+			b.metrics.refuse(errors.Is(err, errSpoolFull))
+		}
+		return nil, err
+	}
+	b.metrics.buffered(body.size, body.file != nil)
+	return body, nil
+}
+
+// fillMemory reads src into pooled chunks up to memCap bytes, then spools
+// (or, with spooling off, leaves the rest of src to stream).
+func (body *BufferedBody) fillMemory(ctx context.Context, src io.Reader, contentLength, memCap int64) error {
+	b := body.b
+	for {
+		if body.size >= memCap {
+			if contentLength >= 0 {
+				return nil // exactly as declared
+			}
+			return body.overflow(ctx, src)
+		}
+		// A small chunk first for a body of unknown length (most forms
+		// fit), big ones while at least one fits what may still come, and
+		// small ones for the tail: a body reserves at most memCap rounded
+		// up to 4 KiB.
+		end := memCap
+		if contentLength >= 0 {
+			end = contentLength
+		}
+		size := int64(bigChunk)
+		if contentLength < 0 && len(body.chunks) == 0 || end-body.size < bigChunk {
+			size = smallChunk
+		}
+		if !b.mem.acquire(ctx, size, b.wait) {
+			return errMemoryFull
+		}
+		c := getChunk(size)
+		body.chunks = append(body.chunks, c)
+		body.mem += size
+		want := min(size, memCap-body.size)
+		if contentLength >= 0 {
+			want = min(want, contentLength-body.size)
+		}
+		n, err := readFull(src, c[:want])
+		body.size += int64(n)
+		switch {
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			return err
+		case contentLength >= 0 && body.size == contentLength:
+			return nil
+		}
+	}
+}
+
+// overflow handles a body of unknown length that filled memCap: a probe
+// read tells an exact fit (EOF) from a larger body, which is spooled — or,
+// with spooling off, streamed after the buffered part.
+func (body *BufferedBody) overflow(ctx context.Context, src io.Reader) error {
+	n, err := readFull(src, body.probe[:])
+	switch {
+	case err == io.EOF && n == 0:
+		return nil
+	case err != nil && err != io.EOF:
+		return err
+	}
+	if body.b.spoolDir == "" {
+		// Streamed: the probed byte, then the rest of src.
+		body.tail = body.probe[:n]
+		body.rest = src
+		return nil
+	}
+	return body.spool(ctx, src, body.probe[:n])
+}
+
+// spool moves the body to an unlinked temporary file: the chunks read so
+// far, then first, then the rest of src through one copy buffer,
+// reserving disk as it goes.
+func (body *BufferedBody) spool(ctx context.Context, src io.Reader, first []byte) error {
+	b := body.b
+	f, err := os.CreateTemp(b.spoolDir, spoolPattern)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errSpool, err)
+	}
+	os.Remove(f.Name()) // the open descriptor keeps it; nothing is left after a crash
+	body.file = f
+	if !b.disk.acquire(ctx, body.size+int64(len(first)), b.wait) {
+		return body.spoolFull(body.size + int64(len(first)))
+	}
+	body.disk = body.size + int64(len(first))
+	rem := body.size
+	for _, c := range body.chunks {
+		k := min(int64(len(c)), rem)
+		if _, err := f.Write(c[:k]); err != nil {
+			return fmt.Errorf("%w: %w", errSpool, err)
+		}
+		rem -= k
+	}
+	body.releaseChunks()
+	if len(first) > 0 {
+		if _, err := f.Write(first); err != nil {
+			return fmt.Errorf("%w: %w", errSpool, err)
+		}
+		body.size += int64(len(first))
+	}
+	cs := b.copySize()
+	if !b.mem.acquire(ctx, cs, b.wait) {
+		return errMemoryFull
+	}
+	body.copyBuf = getChunk(cs)
+	body.mem += cs
+	for {
+		n, rerr := src.Read(body.copyBuf)
+		if n > 0 {
+			if !b.disk.acquire(ctx, int64(n), b.wait) {
+				return body.spoolFull(int64(n))
+			}
+			body.disk += int64(n)
+			if _, err := f.Write(body.copyBuf[:n]); err != nil {
+				return fmt.Errorf("%w: %w", errSpool, err)
+			}
+			body.size += int64(n)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	putChunk(body.copyBuf)
+	body.copyBuf = nil
+	b.mem.release(cs)
+	body.mem -= cs
+	return nil
+}
+
+// copySize is the size of a spooling body's copy buffer: a big chunk,
+// unless the per-body cap is smaller.
+func (b *BodyBuffer) copySize() int64 {
+	if b.memBytes.Load() < bigChunk {
+		return smallChunk
+	}
+	return bigChunk
+}
+
+// spoolFull is the error for a spool reservation of n more bytes that
+// failed: a body that could never fit the whole spool is too large (413),
+// otherwise the spool is busy (503).
+func (body *BufferedBody) spoolFull(n int64) error {
+	if body.disk+n > body.b.disk.limit() {
+		return &BodyTooLargeError{Limit: body.b.disk.limit()}
+	}
+	return errSpoolFull
+}
+
+// readFull reads into p until it is full, src ends (io.EOF, with the bytes
+// read) or fails.
+func readFull(src io.Reader, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := src.Read(p[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// BufferedBody is a request body read whole at the edge: an io.ReadCloser
+// over its memory chunks or spool file. Close returns its memory and disk
+// to the budgets; a Read after Close (net/http's transport may still be
+// reading when the handler returns) gets http.ErrBodyReadAfterClose,
+// never another request's bytes.
+type BufferedBody struct {
+	b *BodyBuffer
+
+	mu      sync.Mutex
+	closed  bool
+	chunks  [][]byte // full-size chunks; the body fills them in order
+	inline  [4][]byte
+	copyBuf []byte
+	probe   [1]byte
+	size    int64 // bytes buffered
+	mem     int64 // memory reserved (chunk sizes)
+	disk    int64 // disk reserved
+	file    *os.File
+	off     int64 // read offset
+	ci, co  int   // read cursor in chunks
+	// tail and rest stream the remainder of a body of unknown length that
+	// outgrew memory with spooling off.
+	tail []byte
+	rest io.Reader
+}
+
+// Len is the body's buffered length in bytes: the whole body unless
+// Streaming reports true.
+func (body *BufferedBody) Len() int64 { return body.size }
+
+// Streaming reports whether only the body's first part is buffered and the
+// rest streams from the client (spooling off; length unknown).
+func (body *BufferedBody) Streaming() bool { return body.rest != nil }
+
+// Spooled reports whether the body is on disk.
+func (body *BufferedBody) Spooled() bool { return body.file != nil }
+
+// Read implements io.Reader.
+func (body *BufferedBody) Read(p []byte) (int, error) {
+	body.mu.Lock()
+	if body.closed {
+		body.mu.Unlock()
+		return 0, http.ErrBodyReadAfterClose
+	}
+	if body.off >= body.size {
+		if len(body.tail) > 0 {
+			n := copy(p, body.tail)
+			body.tail = body.tail[n:]
+			body.mu.Unlock()
+			return n, nil
+		}
+		rest := body.rest
+		body.mu.Unlock()
+		if rest != nil {
+			return rest.Read(p) // the live client body: safe after Close (net/http)
+		}
+		return 0, io.EOF
+	}
+	defer body.mu.Unlock()
+	p = p[:min(int64(len(p)), body.size-body.off)]
+	if body.file != nil {
+		n, err := body.file.ReadAt(p, body.off)
+		body.off += int64(n)
+		if err == io.EOF && body.off >= body.size {
+			err = nil
+		}
+		return n, err
+	}
+	n := 0
+	for n < len(p) {
+		c := body.chunks[body.ci]
+		m := copy(p[n:], c[body.co:])
+		n += m
+		body.co += m
+		if body.co == len(c) {
+			body.ci, body.co = body.ci+1, 0
+		}
+	}
+	body.off += int64(n)
+	return n, nil
+}
+
+// Close releases the body's memory and disk; it is idempotent.
+func (body *BufferedBody) Close() error {
+	body.mu.Lock()
+	defer body.mu.Unlock()
+	if body.closed {
+		return nil
+	}
+	body.closed = true
+	body.releaseChunks()
+	if body.copyBuf != nil {
+		putChunk(body.copyBuf) // Read never touches it (or tail) after closed is set
+	}
+	body.copyBuf, body.tail = nil, nil
+	body.b.mem.release(body.mem)
+	body.mem = 0
+	if body.file != nil {
+		body.file.Close()
+		body.b.disk.release(body.disk)
+		body.disk = 0
+	}
+	return nil
+}
+
+// releaseChunks returns the body's chunks to their pools and their
+// reservation to the memory budget.
+func (body *BufferedBody) releaseChunks() {
+	var n int64
+	for i, c := range body.chunks {
+		n += int64(cap(c))
+		putChunk(c)
+		body.chunks[i] = nil
+	}
+	body.chunks = body.chunks[:0]
+	body.b.mem.release(n)
+	body.mem -= n
+}
+
+// budget is a byte semaphore whose acquirers may wait a bounded time for
+// room.
+type budget struct {
+	mu    sync.Mutex
+	used  int64
+	total int64
+	wake  chan struct{} // closed when room frees; nil while nobody waits
+}
+
+func (g *budget) setTotal(n int64) {
+	g.mu.Lock()
+	g.total = n
+	g.wakeLocked()
+	g.mu.Unlock()
+}
+
+func (g *budget) limit() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.total
+}
+
+func (g *budget) inUse() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.used
+}
+
+// acquire reserves n bytes, waiting up to wait for room; it reports false
+// when there was none (or n exceeds the whole budget, or ctx ended).
+func (g *budget) acquire(ctx context.Context, n int64, wait time.Duration) bool {
+	g.mu.Lock()
+	if g.used+n <= g.total {
+		g.used += n
+		g.mu.Unlock()
+		return true
+	}
+	if n > g.total {
+		g.mu.Unlock()
+		return false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		if g.wake == nil {
+			g.wake = make(chan struct{})
+		}
+		ch := g.wake
+		g.mu.Unlock()
+		select {
+		case <-ch:
+		case <-t.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+		g.mu.Lock()
+		if g.used+n <= g.total {
+			g.used += n
+			g.mu.Unlock()
+			return true
+		}
+	}
+}
+
+func (g *budget) release(n int64) {
+	if n == 0 {
+		return
+	}
+	g.mu.Lock()
+	g.used -= n
+	g.wakeLocked()
+	g.mu.Unlock()
+}
+
+func (g *budget) wakeLocked() {
+	if g.wake != nil {
+		close(g.wake)
+		g.wake = nil
+	}
+}
