@@ -3,6 +3,8 @@ package detect
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/incident"
@@ -15,8 +17,13 @@ import (
 type GeoFunc func(netip.Addr) (country string, asn uint32)
 
 // attribution accumulates an incident's figures from the ticks since the
-// first suspicious one. Memory is bounded by the space-saving summaries.
+// first suspicious one. Memory is bounded by the space-saving summaries
+// (Metwally, Agrawal and El Abbadi 2005), each of 4× the entries reported:
+// 4 × TopNetworks counters for prefixes and ASNs, 4 × TopN for the rest.
 type attribution struct {
+	topN, topNetworks int
+	asName            func(uint32) string
+
 	requests, packets uint64
 	peakRPS, peakPPS  float64
 	peakBPS           float64
@@ -28,12 +35,13 @@ type attribution struct {
 	uas               *stats.TopK[string]
 }
 
-func newAttribution(topN int) *attribution {
-	k := 4 * topN
+func newAttribution(c *Config, asName func(uint32) string) *attribution {
+	k, kn := 4*c.TopN, 4*c.TopNetworks
 	return &attribution{
+		topN: c.TopN, topNetworks: c.TopNetworks, asName: asName,
 		countries: stats.NewTopK[string](k),
-		asns:      stats.NewTopK[string](k),
-		prefixes:  stats.NewTopK[string](k),
+		asns:      stats.NewTopK[string](kn),
+		prefixes:  stats.NewTopK[string](kn),
 		paths:     stats.NewTopK[string](k),
 		uas:       stats.NewTopK[string](k),
 	}
@@ -56,7 +64,16 @@ func asnKey(asn uint32) string {
 	if asn == 0 {
 		return "unknown"
 	}
-	return fmt.Sprintf("AS%d", asn)
+	return "AS" + strconv.FormatUint(uint64(asn), 10)
+}
+
+// asnNumber parses an asnKey ("AS64500" → 64500); false for "unknown".
+func asnNumber(key string) (uint32, bool) {
+	n, err := strconv.ParseUint(strings.TrimPrefix(key, "AS"), 10, 32)
+	if err != nil || n == 0 || !strings.HasPrefix(key, "AS") {
+		return 0, false
+	}
+	return uint32(n), true
 }
 
 // addSite folds one site tick (and its window view) in.
@@ -139,18 +156,25 @@ func topCounts(t *stats.TopK[string], n int) []incident.Count {
 	return out
 }
 
-// fill copies the figures into in.
-func (a *attribution) fill(in *incident.Incident, topN int) {
+// fill copies the figures into in, naming the ASNs with asName when set.
+func (a *attribution) fill(in *incident.Incident) {
 	in.Requests, in.Packets = a.requests, a.packets
 	in.PeakRPS, in.PeakPPS, in.PeakBPS = a.peakRPS, a.peakPPS, a.peakBPS
 	if a.sources != nil {
 		in.Sources = a.sources.Estimate()
 	}
-	in.TopCountries = topCounts(a.countries, topN)
-	in.TopASNs = topCounts(a.asns, topN)
-	in.TopPrefixes = topCounts(a.prefixes, topN)
-	in.TopPaths = topCounts(a.paths, topN)
-	in.TopUserAgents = topCounts(a.uas, topN)
+	in.TopCountries = topCounts(a.countries, a.topN)
+	in.TopASNs = topCounts(a.asns, a.topNetworks)
+	if a.asName != nil {
+		for i := range in.TopASNs {
+			if n, ok := asnNumber(in.TopASNs[i].Key); ok {
+				in.TopASNs[i].Name = a.asName(n)
+			}
+		}
+	}
+	in.TopPrefixes = topCounts(a.prefixes, a.topNetworks)
+	in.TopPaths = topCounts(a.paths, a.topN)
+	in.TopUserAgents = topCounts(a.uas, a.topN)
 }
 
 // incidentID returns a unique, start-time-sortable id.

@@ -43,9 +43,16 @@ type Config struct {
 	// UpdateEvery bounds how often an open incident is written to the Sink
 	// between state changes (default 5 s).
 	UpdateEvery time.Duration
-	// TopN is the number of entries of each attribution list kept in an
-	// incident (default 10).
+	// TopN is the number of entries kept in an incident's country, path and
+	// user-agent lists (default 10).
 	TopN int
+	// TopNetworks is the number of entries kept in an incident's source
+	// prefix and ASN lists (default 100): enough that every network
+	// carrying at least 1% of the traffic (report's default evidence
+	// threshold) is listed. Each list is a space-saving summary of
+	// 4 × TopNetworks counters (about 64 bytes each) per target in an
+	// episode.
+	TopNetworks int
 	// MaxTargets bounds the packet destinations with their own state machine
 	// (default 64); the quietest idle one is forgotten to admit a new one.
 	MaxTargets int
@@ -213,6 +220,20 @@ type PacketThresholds struct {
 	SlowIdle    time.Duration
 }
 
+// maxTopNetworks bounds Config.TopNetworks (the summaries hold four times
+// as many counters per target).
+const maxTopNetworks = 10000
+
+// StatsTopN returns how many heavy hitters per list the accountant's
+// snapshots should report (stats.Config.TopN) for this configuration's
+// attribution: max(TopN, TopNetworks) after defaults. With fewer, networks
+// ranked below the snapshot's cut in a tick go uncounted in that tick, and
+// a list of 100 networks is filled from per-tick lists of 20.
+func (c Config) StatsTopN() int {
+	d := c.Default()
+	return max(d.TopN, d.TopNetworks)
+}
+
 // Default returns a copy of c with zero fields set to their defaults.
 func (c Config) Default() Config {
 	dur := func(v *time.Duration, d time.Duration) {
@@ -239,6 +260,7 @@ func (c Config) Default() Config {
 	dur(&c.RecoverAfter, 10*time.Second)
 	dur(&c.UpdateEvery, 5*time.Second)
 	integer(&c.TopN, 10)
+	integer(&c.TopNetworks, 100)
 	integer(&c.MaxTargets, 64)
 	dur(&c.Baseline.HalfLife, 10*time.Minute)
 	dur(&c.Baseline.WarmUp, 2*time.Minute)
@@ -327,6 +349,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TopN < 1 || c.MaxTargets < 1 {
 		bad("TopN/MaxTargets", "must be ≥ 1")
+	}
+	if c.TopNetworks < 1 || c.TopNetworks > maxTopNetworks {
+		bad("TopNetworks", "%d must be in [1, %d]", c.TopNetworks, maxTopNetworks)
 	}
 	if c.Baseline.HalfLife <= 0 || c.Baseline.WarmUp < 0 {
 		bad("Baseline", "HalfLife must be positive and WarmUp not negative")

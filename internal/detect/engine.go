@@ -22,6 +22,14 @@ type Options struct {
 	OnEvent func(target string, e incident.Event)
 	// Geo attributes packet sources for packet-level incidents.
 	Geo GeoFunc
+	// ASName, when set, returns an autonomous system's registered name
+	// ("MTS PJSC" for 8359; "" when unknown), filled into the Name of the
+	// incidents' TopASNs entries. It is called under the engine's lock
+	// whenever an incident's figures are filled (open, update, close and
+	// Status, up to TopNetworks calls each): it must be fast, safe for
+	// concurrent use with the caller's other goroutines, and must not call
+	// back into the Engine. ASNames.Name fits.
+	ASName func(asn uint32) string
 	// Clock returns the wall-clock time used for the lag metric (default
 	// time.Now). Replay may pass a function returning the event time.
 	Clock func() time.Time
@@ -335,7 +343,7 @@ func (e *Engine) Status() []TargetStatus {
 		st.Signals = append([]Signal(nil), t.signals...)
 		if t.inc != nil {
 			c := cloneIncident(t.inc)
-			t.attr.fill(c, e.cfg.TopN)
+			t.attr.fill(c)
 			st.Incident = c
 		}
 		out = append(out, st)

@@ -144,7 +144,7 @@ func (e *Engine) stepTarget(t *target, r tickResult, feed func(*attribution)) []
 		}
 		t.suspect = r.start
 		t.firing = 1
-		t.attr = newAttribution(e.cfg.TopN)
+		t.attr = newAttribution(&e.cfg, e.opts.ASName)
 		feed(t.attr)
 		e.transition(t, incident.StateSuspected, r.end, "anomaly: "+strings.Join(vectors, ", "), r.signals)
 		if top >= e.cfg.SevereScore || e.cfg.ConfirmTicks <= 1 {
@@ -236,7 +236,7 @@ func (e *Engine) openIncident(t *target, r tickResult, vectors []string) func(co
 	t.pending = nil
 	t.inc = in
 	e.transition(t, incident.StateAttack, r.end, "attack confirmed: "+strings.Join(vectors, ", "), r.signals)
-	t.attr.fill(in, e.cfg.TopN)
+	t.attr.fill(in)
 	t.written = r.end
 	t.dirty = false
 	e.metrics.opened.Add(1)
@@ -250,7 +250,7 @@ func (e *Engine) write(t *target, now time.Time, force bool) func(context.Contex
 	if t.inc == nil || (!force && (now.Sub(t.written) < e.cfg.UpdateEvery)) {
 		return nil
 	}
-	t.attr.fill(t.inc, e.cfg.TopN)
+	t.attr.fill(t.inc)
 	t.written = now
 	t.dirty = false
 	c := cloneIncident(t.inc)
@@ -260,7 +260,7 @@ func (e *Engine) write(t *target, now time.Time, force bool) func(context.Contex
 func (e *Engine) closeIncident(t *target, now time.Time, msg string) func(context.Context) error {
 	in := t.inc
 	e.transition(t, incident.StateNormal, now, msg, nil)
-	t.attr.fill(in, e.cfg.TopN)
+	t.attr.fill(in)
 	in.End = t.lastFire.UTC()
 	t.inc, t.attr, t.pending, t.firing = nil, nil, nil, 0
 	e.metrics.closed.Add(1)
