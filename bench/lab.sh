@@ -179,7 +179,7 @@ start_haproxy() { # start_haproxy ORIGIN_PORT
 	cat >"$dir/haproxy.cfg" <<EOF
 global
     nbthread 2
-    maxconn 20000
+    maxconn 8000
     log stderr format raw local0 warning
 defaults
     mode http
