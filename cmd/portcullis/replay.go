@@ -21,6 +21,7 @@ func newReplayCmd() *cobra.Command {
 		geoDir  string
 		geoFile []string
 		routes  []string
+		site    string
 	)
 	c := &cobra.Command{
 		Use:   "replay FILE...",
@@ -34,14 +35,16 @@ per incident per line) and a summary of what was read, including malformed
 records (counted, never fatal). --data-dir also stores the incidents, each
 with its per-second series and the integrity evidence: origin errors (5xx)
 and, for every --sensitive-route, the successful responses and bytes
-against the log's rate before the incident.`,
+against the log's rate before the incident. --site names the site the
+requests were made to, as incidents and reports show it (default "replay").`,
 		Example: `  portcullis replay /var/log/nginx/access.log
   portcullis replay --json capture.pcap
   portcullis replay --speed 10 --data-dir ./data access.log.1.gz access.log
-  portcullis replay --data-dir ./data --sensitive-route /members/export access.log`,
+  portcullis replay --data-dir ./data --sensitive-route /members/export access.log
+  portcullis replay --site www.example.org --data-dir ./data access.log`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := replay.Options{Files: args, JSON: jsonOut, DataDir: dataDir, Progress: os.Stderr, Diagnostics: os.Stderr, SensitiveRoutes: routes}
+			opts := replay.Options{Files: args, JSON: jsonOut, DataDir: dataDir, Progress: os.Stderr, Diagnostics: os.Stderr, SensitiveRoutes: routes, Site: site}
 			switch speed {
 			case "", "max":
 			default:
@@ -69,6 +72,7 @@ against the log's rate before the incident.`,
 	fl.StringVar(&dataDir, "data-dir", "", "store incidents in this data directory")
 	fl.StringVar(&geoDir, "geo-dir", "", "directory with the open geo data (scripts/fetch-geodata.sh); default $PORTCULLIS_GEODATA or ./testdata/geodata when present")
 	fl.StringArrayVar(&geoFile, "geo", nil, "a geo data file (mmdb or ASN CSV); repeatable; overrides --geo-dir")
+	fl.StringVar(&site, "site", replay.DefaultSite, "the site's name in incidents and reports (e.g. www.example.org)")
 	fl.StringArrayVar(&routes, "sensitive-route", nil, "a path (and everything below it) or a prefix ending in * whose responses are integrity evidence, e.g. /members/export; repeatable")
 	return c
 }

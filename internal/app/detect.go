@@ -67,7 +67,9 @@ func newDetection(cfg *config.Config, sink detect.Sink, gdb *geo.DB, log *slog.L
 		log.Warn("attack state", "target", target, "kind", e.Kind, "from", string(e.From), "to", string(e.To), "message", e.Message)
 	}
 	if gdb != nil {
-		opts.Geo = func(a netip.Addr) (string, uint32) { i := gdb.Lookup(a); return i.Country, i.ASN }
+		names := &detect.ASNames{} // ASN names from the lookups (geo.DB has no ASN → name index)
+		opts.Geo = func(a netip.Addr) (string, uint32) { i := gdb.Lookup(a); names.Learn(i.ASN, i.ASOrg); return i.Country, i.ASN }
+		opts.ASName = names.Name
 	}
 	rsink := &record.Sink{Next: sink, Impact: true}
 	eng, err := detect.NewEngine(dc, len(sc.Sites), rsink, opts)

@@ -278,7 +278,7 @@ func BenchmarkStages(b *testing.B) {
 			records := 0
 			for b.Loop() {
 				var now time.Time
-				pipe, _ := newTestPipeline(b, nil, &now)
+				pipe, _ := newTestPipeline(b, nil, nil, &now)
 				f := feeder{ctx: context.Background(), pipe: pipe, pace: &pacer{}, eventNow: &now, sink: &fanout{mem: &detect.MemorySink{}}}
 				var fs FileSummary
 				for _, bt := range batches {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 
+	"github.com/portcullis/portcullis/internal/detect"
 	"github.com/portcullis/portcullis/internal/geo"
 )
 
@@ -13,9 +14,12 @@ const geoCacheSize = 1 << 14
 // geoCache is a direct-mapped cache in front of geo.DB.Lookup: access logs
 // repeat their clients, so most lookups become a hash and a compare. Not
 // safe for concurrent use: the replay's reader stage and its engine (on the
-// feeding goroutine) each have their own.
+// feeding goroutine) each have their own. Every miss teaches names the
+// looked-up AS's name (names is shared and safe for concurrent use), so
+// every ASN a replayed source belongs to can be named in incidents.
 type geoCache struct {
 	db    *geo.DB
+	names *detect.ASNames
 	slots []geoSlot
 }
 
@@ -24,11 +28,13 @@ type geoSlot struct {
 	info geo.Info
 }
 
-func newGeoCache(db *geo.DB) *geoCache {
+// newGeoCache returns a cache over db that teaches names (may be nil);
+// nil when db is nil.
+func newGeoCache(db *geo.DB, names *detect.ASNames) *geoCache {
 	if db == nil {
 		return nil
 	}
-	return &geoCache{db: db, slots: make([]geoSlot, geoCacheSize)}
+	return &geoCache{db: db, names: names, slots: make([]geoSlot, geoCacheSize)}
 }
 
 // lookup returns db.Lookup(a), cached. A nil cache answers unknown.
@@ -43,6 +49,7 @@ func (c *geoCache) lookup(a netip.Addr) geo.Info {
 		return s.info
 	}
 	s.addr, s.info = a, c.db.Lookup(a)
+	c.names.Learn(s.info.ASN, s.info.ASOrg)
 	return s.info
 }
 

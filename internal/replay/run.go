@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/portcullis/portcullis/internal/detect"
 	"github.com/portcullis/portcullis/internal/geo"
@@ -34,13 +37,22 @@ type Options struct {
 	// DataDir, when set, is the data directory whose incident store
 	// (incident.Open) receives the incidents as they open, change and close.
 	DataDir string
-	// Geo attributes sources to countries and ASNs (nil: unknown).
+	// Geo attributes sources to countries and ASNs, and names the ASNs
+	// (geo.Info.ASOrg) in the incidents (nil: unknown).
 	Geo *geo.DB
+	// Site names the site the replayed requests belong to, as incidents
+	// and reports show it ("www.example.org"; default DefaultSite). It
+	// names Detect.Sites[0] when Detect.Sites is set. Errors (wrapping
+	// ErrSite) for a name longer than 64 bytes or holding spaces or
+	// control characters.
+	Site string
 	// Detect configures the engine (defaults applied; a single site named
-	// "default" when Sites is empty). Log records and HTTP requests from
+	// Site when Sites is empty). Log records and HTTP requests from
 	// captures all belong to site 0.
 	Detect detect.Config
-	// Stats sizes the accountant; its Sites are taken from Detect.
+	// Stats sizes the accountant; its Sites are taken from Detect, and a
+	// zero TopN becomes Detect.StatsTopN() (every network the incident
+	// lists is counted in every tick).
 	Stats stats.Config
 	// SensitiveRoutes are path patterns (record.Routes: "/members/export",
 	// "/api/donors*") whose successful responses and bytes each incident's
@@ -86,6 +98,36 @@ type FileSummary struct {
 	// First and Last are the earliest and latest record times.
 	First time.Time `json:"first,omitzero"`
 	Last  time.Time `json:"last,omitzero"`
+}
+
+// DefaultSite is the site name of a replay without Options.Site: reports
+// then read "the site “replay”", which says where the record came from
+// without pretending to know the site's name.
+const DefaultSite = "replay"
+
+// ErrSite: an unusable Options.Site.
+var ErrSite = errors.New("replay: invalid site name")
+
+// maxSiteName bounds a site name (it appears in incident ids, report
+// titles and alert subjects).
+const maxSiteName = 64
+
+// siteName returns the name of the replayed site: name, else the
+// configured first site's, else DefaultSite.
+func siteName(name string, sites []detect.SiteConfig) (string, error) {
+	if name == "" {
+		if len(sites) > 0 && sites[0].Name != "" {
+			return sites[0].Name, nil
+		}
+		return DefaultSite, nil
+	}
+	if len(name) > maxSiteName {
+		return "", fmt.Errorf("%w: %d bytes, at most %d", ErrSite, len(name), maxSiteName)
+	}
+	if i := strings.IndexFunc(name, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == unicode.ReplacementChar }); i >= 0 {
+		return "", fmt.Errorf("%w: %q holds a space, control character or invalid UTF-8", ErrSite, name)
+	}
+	return name, nil
 }
 
 // Summary is the outcome of Run.
@@ -214,11 +256,20 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Summary, error) {
 	}
 
 	cfg := opts.Detect
-	if len(cfg.Sites) == 0 {
-		cfg.Sites = []detect.SiteConfig{{Name: "default"}}
+	site, err := siteName(opts.Site, cfg.Sites)
+	if err != nil {
+		return sum, err
 	}
+	cfg.Sites = slices.Clone(cfg.Sites)
+	if len(cfg.Sites) == 0 {
+		cfg.Sites = []detect.SiteConfig{{}}
+	}
+	cfg.Sites[0].Name = site
 	scfg := opts.Stats
 	scfg.Sites = cfg.StatsSites()
+	if scfg.TopN == 0 {
+		scfg.TopN = cfg.StatsTopN()
+	}
 	acc, err := stats.New(scfg)
 	if err != nil {
 		return sum, fmt.Errorf("replay: %w", err)
@@ -232,8 +283,9 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Summary, error) {
 		defer st.Close()
 		sink.store = incident.Sink{B: st}
 	}
-	gc := newGeoCache(opts.Geo)
-	readGeo := newGeoCache(opts.Geo) // the reader goroutine's own
+	names := &detect.ASNames{}
+	gc := newGeoCache(opts.Geo, names)
+	readGeo := newGeoCache(opts.Geo, names) // the reader goroutine's own
 	free := newBatchPool()
 	var eventNow time.Time
 	rec, err := newRecording(cfg.Sites, opts.SensitiveRoutes, sink, &eventNow)
@@ -243,6 +295,7 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Summary, error) {
 	dopts := detect.Options{Clock: func() time.Time { return eventNow }}
 	if gc != nil {
 		dopts.Geo = gc.countryASN
+		dopts.ASName = names.Name
 	}
 	eng, err := detect.NewEngine(cfg, len(cfg.Sites), rec.sink, dopts)
 	if err != nil {

@@ -19,18 +19,20 @@ import (
 )
 
 // newTestPipeline wires a pipeline the way Run does (default config, one
-// site, engine clock on event time, geo through a cache).
-func newTestPipeline(t testing.TB, g *geo.DB, now *time.Time) (*detect.Pipeline, *detect.MemorySink) {
+// site, per-tick lists of StatsTopN, engine clock on event time, geo
+// through a cache that teaches names, ASNs named from names).
+func newTestPipeline(t testing.TB, g *geo.DB, names *detect.ASNames, now *time.Time) (*detect.Pipeline, *detect.MemorySink) {
 	t.Helper()
-	cfg := detect.Config{Sites: []detect.SiteConfig{{Name: "default"}}}
-	acc, err := stats.New(stats.Config{Sites: cfg.StatsSites()})
+	cfg := detect.Config{Sites: []detect.SiteConfig{{Name: DefaultSite}}}
+	acc, err := stats.New(stats.Config{Sites: cfg.StatsSites(), TopN: cfg.StatsTopN()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sink := &detect.MemorySink{}
 	dopts := detect.Options{Clock: func() time.Time { return *now }}
-	if gc := newGeoCache(g); gc != nil {
+	if gc := newGeoCache(g, names); gc != nil {
 		dopts.Geo = gc.countryASN
+		dopts.ASName = names.Name
 	}
 	eng, err := detect.NewEngine(cfg, len(cfg.Sites), sink, dopts)
 	if err != nil {
@@ -46,8 +48,9 @@ func sequentialReplay(t testing.TB, files []string, g *geo.DB) ([]*incident.Inci
 	t.Helper()
 	ctx := context.Background()
 	var now time.Time
-	pipe, sink := newTestPipeline(t, g, &now)
-	gc := newGeoCache(g)
+	names := &detect.ASNames{}
+	pipe, sink := newTestPipeline(t, g, names, &now)
+	gc := newGeoCache(g, names)
 	attribute := func(r *stats.Request) {
 		if gc != nil {
 			info := gc.lookup(r.Addr)
@@ -186,7 +189,7 @@ func TestRunMatchesSequentialReplay(t *testing.T) {
 			// (record.go) are the replay's own addition.
 			detected := make([]incident.Incident, len(sum.Incidents))
 			for i, in := range sum.Incidents {
-				if in.Site == "default" && (in.Series == nil || in.Integrity == nil) {
+				if in.Site == DefaultSite && (in.Series == nil || in.Integrity == nil) {
 					t.Errorf("incident %s has no series or integrity", in.ID)
 				}
 				detected[i] = *in
@@ -237,7 +240,7 @@ func TestFeederStopsReader(t *testing.T) {
 				cancel()
 			}
 			var now time.Time
-			pipe, _ := newTestPipeline(t, nil, &now)
+			pipe, _ := newTestPipeline(t, nil, nil, &now)
 			clk := &fakeClock{now: time.Unix(1e9, 0)}
 			pace := pacer{speed: 1, now: clk.Now, sleep: func(ctx context.Context, d time.Duration) error {
 				if clk.slept+d >= tc.cancelAfter {
