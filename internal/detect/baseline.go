@@ -91,11 +91,29 @@ func (b *Baseline) Learn(r *[maxMetrics]float64, now time.Time, tick time.Durati
 	b.learned += min(dt, tick)
 }
 
+// Cold start: while the baseline is warming up, a partial baseline of at
+// least coldMinLearned raises the threshold above the floor — up to
+// coldCap × floor — so a site whose ordinary traffic sits near the floor
+// does not raise an alarm in its first minutes after a (re)start (found by
+// the attack lab: a shield started in front of ~50 req/s of visitors
+// confirmed an http_flood 5 s later). Attack ticks are never learned, and
+// the cap keeps a flood above coldCap × floor visible even if the shield
+// starts in the middle of one.
+const (
+	coldMinLearned = 2 * time.Second
+	coldCap        = 4
+)
+
 // Threshold returns the alarm level for metric m: max(floor, mult × mean +
-// 3 × deviation) once warm, floor before.
+// 3 × deviation) once warm; while warming up, the same from the partial
+// baseline capped at coldCap × floor once coldMinLearned is learned, and
+// the floor before.
 func (b *Baseline) Threshold(m Metric, floor, mult float64) float64 {
 	if !b.Warm() {
-		return floor
+		if b == nil || b.learned < coldMinLearned || floor <= 0 {
+			return floor
+		}
+		return max(floor, min(mult*b.Mean[m]+3*b.Dev[m], coldCap*floor))
 	}
 	return max(floor, mult*b.Mean[m]+3*b.Dev[m])
 }

@@ -79,7 +79,7 @@ func TestEngineStateMachine(t *testing.T) {
 		{
 			name: "short blip below the severe score is only a suspicion",
 			text: "config confirm=8\n" + background +
-				"20s-20.5s http rps=150 sources=100 base=203.0.113.1 paths=20 ua=tool\n",
+				"20s-20.5s http rps=260 sources=100 base=203.0.113.1 paths=20 ua=tool\n",
 			incidents:   0,
 			extraEvents: []string{"normal→suspected", "suspected→normal suspicion not confirmed"},
 		},
