@@ -8,25 +8,21 @@ package app
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
+	"context"
 	"encoding/json"
 	"fmt"
-	"html"
 	"io"
-	"math/bits"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/challenge"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/demo"
 )
@@ -197,59 +193,26 @@ func (b *browser) post(path string, form url.Values) hResult {
 }
 
 // challengePage is what a test reads from an interstitial.
-type challengePage struct {
-	Token, Target, Seed, Action string
-	Bits                        int
-}
-
-var (
-	reChalInput  = regexp.MustCompile(`<input type="hidden" name="([a-z])" value="([^"]*)">`)
-	reChalSeed   = regexp.MustCompile(`data-seed="([0-9a-f]{32})"`)
-	reChalBits   = regexp.MustCompile(`data-difficulty="(\d+)"`)
-	reChalAction = regexp.MustCompile(`<form id="pc-form" method="post" action="([^"]+)"`)
-)
+type challengePage = challenge.Interstitial
 
 // parseChallenge reads the interstitial; ok is false when body is not one.
-func parseChallenge(body string) (p challengePage, ok bool) {
-	for _, m := range reChalInput.FindAllStringSubmatch(body, -1) {
-		switch m[1] {
-		case "t":
-			p.Token = html.UnescapeString(m[2])
-		case "r":
-			p.Target = html.UnescapeString(m[2])
-		}
-	}
-	if m := reChalSeed.FindStringSubmatch(body); m != nil {
-		p.Seed = m[1]
-	}
-	if m := reChalBits.FindStringSubmatch(body); m != nil {
-		p.Bits, _ = strconv.Atoi(m[1])
-	}
-	if m := reChalAction.FindStringSubmatch(body); m != nil {
-		p.Action = html.UnescapeString(m[1])
-	}
-	return p, p.Token != "" && p.Seed != "" && p.Action != ""
+func parseChallenge(body string) (challengePage, bool) {
+	return challenge.ParseInterstitial([]byte(body))
 }
 
-// solvePoW returns the smallest nonce n with SHA-256(seed ‖ decimal(n))
-// starting with at least d zero bits (hashcash, as challenge/pow.go
-// specifies), trying at most 1<<26 nonces.
+// solvePoW solves the interstitial's proof of work as a browser does.
 func solvePoW(t *testing.T, seed string, d int) string {
 	t.Helper()
-	for n := 0; n < 1<<26; n++ {
-		s := strconv.Itoa(n)
-		sum := sha256.Sum256([]byte(seed + s))
-		if bits.LeadingZeros64(binary.BigEndian.Uint64(sum[:8])) >= d {
-			return s
-		}
+	n, ok := challenge.Solve(context.Background(), seed, d)
+	if !ok {
+		t.Fatalf("no nonce for difficulty %d", d)
 	}
-	t.Fatalf("no nonce for difficulty %d", d)
-	return ""
+	return n
 }
 
 // redeem posts a solution (nonce "" = the no-JavaScript path) of p.
 func (b *browser) redeem(p challengePage, nonce string) hResult {
-	return b.post(p.Action, url.Values{"t": {p.Token}, "r": {p.Target}, "n": {nonce}})
+	return b.post(p.Action, p.Answer(nonce))
 }
 
 // passChallenge fetches path, solves the interstitial it gets and follows

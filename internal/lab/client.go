@@ -4,24 +4,21 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"html"
 	"io"
-	"math/bits"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/netip"
 	"net/url"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/challenge"
 )
 
 // requestTimeout is how long a simulated person waits for one request,
@@ -197,7 +194,7 @@ func (c *client) do(kind, method, path string, h http.Header, body []byte, check
 		}
 		q.Status = a.status
 		if a.status == http.StatusServiceUnavailable && round < 2 {
-			if p, ok := parseChallenge(a.body); ok {
+			if p, ok := challenge.ParseInterstitial(a.body); ok {
 				q.Challenged = true
 				if c.redeem(ctx, p) {
 					continue
@@ -219,86 +216,18 @@ func okStatus(a answer) (bool, bool) {
 	return a.status == http.StatusOK || a.status == http.StatusNotModified, false
 }
 
-// challengePage is what a browser reads from the interstitial
-// (internal/challenge/assets/page.html).
-type challengePage struct {
-	token, target, seed, action string
-	bits                        int
-}
-
-var (
-	reChalInput  = regexp.MustCompile(`<input type="hidden" name="([a-z])" value="([^"]*)">`)
-	reChalSeed   = regexp.MustCompile(`data-seed="([0-9a-f]{32})"`)
-	reChalBits   = regexp.MustCompile(`data-difficulty="(\d+)"`)
-	reChalAction = regexp.MustCompile(`<form id="pc-form" method="post" action="([^"]+)"`)
-)
-
-// parseChallenge reads an interstitial; ok is false when body is not one.
-func parseChallenge(body []byte) (p challengePage, ok bool) {
-	if !bytes.Contains(body, []byte(`id="pc-form"`)) {
-		return p, false
-	}
-	for _, m := range reChalInput.FindAllSubmatch(body, -1) {
-		switch string(m[1]) {
-		case "t":
-			p.token = html.UnescapeString(string(m[2]))
-		case "r":
-			p.target = html.UnescapeString(string(m[2]))
-		}
-	}
-	if m := reChalSeed.FindSubmatch(body); m != nil {
-		p.seed = string(m[1])
-	}
-	if m := reChalBits.FindSubmatch(body); m != nil {
-		p.bits, _ = strconv.Atoi(string(m[1]))
-	}
-	if m := reChalAction.FindSubmatch(body); m != nil {
-		p.action = html.UnescapeString(string(m[1]))
-	}
-	return p, p.token != "" && p.seed != "" && p.action != "" && strings.HasPrefix(p.action, "/")
-}
-
 // redeem solves p and posts the answer as the page's script does; true when
 // the shield answered 303 (clearance set).
-func (c *client) redeem(ctx context.Context, p challengePage) bool {
-	nonce, ok := solvePoW(ctx, p.seed, p.bits)
+func (c *client) redeem(ctx context.Context, p challenge.Interstitial) bool {
+	nonce, ok := challenge.Solve(ctx, p.Seed, p.Bits)
 	if !ok {
 		return false
 	}
-	form := url.Values{"t": {p.token}, "r": {p.target}, "n": {nonce}}
+	form := p.Answer(nonce)
 	h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Origin": {c.base},
 		"Accept": {browserAccept}, "Sec-Fetch-Dest": {"document"}, "Sec-Fetch-Mode": {"navigate"}}
-	a, err := c.send(ctx, http.MethodPost, p.action, h, []byte(form.Encode()))
+	a, err := c.send(ctx, http.MethodPost, p.Action, h, []byte(form.Encode()))
 	return err == nil && a.status == http.StatusSeeOther
-}
-
-// maxPoWTries bounds the work for one challenge (2^26: four times the mean
-// at the maximum difficulty of 24 bits).
-const maxPoWTries = 1 << 26
-
-// solvePoW returns the smallest nonce n, in decimal, such that
-// SHA-256(seed ‖ decimal(n)) begins with at least bits zero bits: the
-// hashcash proof of work (Back 2002) that internal/challenge specifies
-// (pow.go) and its worker.js computes in a visitor's browser. ok is false
-// when ctx ends or maxPoWTries pass.
-func solvePoW(ctx context.Context, seed string, bits int) (string, bool) {
-	buf := make([]byte, 0, len(seed)+20)
-	buf = append(buf, seed...)
-	for n := uint64(0); n < maxPoWTries; n++ {
-		if n&0xffff == 0xffff && ctx.Err() != nil {
-			return "", false
-		}
-		b := strconv.AppendUint(buf[:len(seed)], n, 10)
-		sum := sha256.Sum256(b)
-		if leadingZeros(sum[:]) >= bits {
-			return string(b[len(seed):]), true
-		}
-	}
-	return "", false
-}
-
-func leadingZeros(sum []byte) int {
-	return bits.LeadingZeros64(binary.BigEndian.Uint64(sum[:8]))
 }
 
 // formBody returns a url-encoded form body of about size bytes and its hex
