@@ -68,7 +68,11 @@ func newDetection(cfg *config.Config, sink detect.Sink, gdb *geo.DB, log *slog.L
 	}
 	if gdb != nil {
 		names := &detect.ASNames{} // ASN names from the lookups (geo.DB has no ASN → name index)
-		opts.Geo = func(a netip.Addr) (string, uint32) { i := gdb.Lookup(a); names.Learn(i.ASN, i.ASOrg); return i.Country, i.ASN }
+		opts.Geo = func(a netip.Addr) (string, uint32) {
+			i := gdb.Lookup(a)
+			names.Learn(i.ASN, i.ASOrg)
+			return i.Country, i.ASN
+		}
 		opts.ASName = names.Name
 	}
 	rsink := &record.Sink{Next: sink, Impact: true}

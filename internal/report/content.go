@@ -77,7 +77,7 @@ func compose(fx *facts) *document {
 		{ID: "next-steps", Title: "9. Next steps", Blocks: []block{list(fx.NextSteps...)}},
 		about(fx),
 	}
-	d.Credits = len(fx.Countries) > 0 || len(fx.ASNs) > 0
+	d.Credits = len(fx.Countries) > 0 || len(fx.ASNs) > 0 || fx.OtherASNs > 0
 	return d
 }
 
@@ -480,7 +480,14 @@ func analysis(fx *facts) section {
 		s.Blocks = append(s.Blocks, block{Kind: bChart, SVG: barChart("Top source countries", fx.Countries, 10), Alt: "Top source countries"}, shareTable("Country", fx.Unit, fx.Countries))
 	}
 	if len(fx.ASNs) > 0 {
-		s.Blocks = append(s.Blocks, block{Kind: bChart, SVG: barChart("Top source networks (ASNs)", fx.ASNs, 10), Alt: "Top source networks"}, shareTable("Network (ASN)", fx.Unit, fx.ASNs))
+		s.Blocks = append(s.Blocks, block{Kind: bChart, SVG: barChart("Top source networks (ASNs)", fx.ASNs, 10), Alt: "Top source networks"})
+	}
+	if len(fx.ASNs) > 0 || fx.OtherASNs > 0 {
+		t := shareTable("Network (ASN)", fx.Unit, fx.ASNs)
+		if fx.OtherASNs > 0 {
+			t.Rows = append(t.Rows, []string{fx.otherNetworksLabel(), fmtInt(fx.OtherASNCount), pct(fx.OtherASNShare)})
+		}
+		s.Blocks = append(s.Blocks, para(fmt.Sprintf("Source networks (autonomous systems) are named only when they sent at least %s of the traffic; the others are counted together.", pct(fx.MinShare))), t)
 	}
 	if len(fx.Paths) > 0 {
 		s.Blocks = append(s.Blocks, para("Most requested paths (at or above the evidence threshold):"), shareTable("Path", fx.Unit, fx.Paths))
@@ -560,7 +567,7 @@ func about(fx *facts) section {
 		items = append(items, "Pseudonymised for sharing: every address and network is replaced by a keyed hash (HMAC-SHA256).")
 	}
 	items = append(items, "Attack classes refer to MITRE CAPEC (https://capec.mitre.org).")
-	if len(fx.Countries) > 0 || len(fx.ASNs) > 0 {
+	if len(fx.Countries) > 0 || len(fx.ASNs) > 0 || fx.OtherASNs > 0 {
 		items = append(items, strings.Split(geo.Credits, "\n")...)
 	}
 	return appendBlocks(s, list(items...))

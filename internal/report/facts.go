@@ -50,7 +50,14 @@ type facts struct {
 
 	Vectors   []vector
 	Countries []share
-	ASNs      []share
+	// ASNs are the source networks (autonomous systems) at or above the
+	// threshold; OtherASNs counts the listed ones below it, which sent
+	// OtherASNCount (OtherASNShare of the traffic) together and are never
+	// named (networks.go).
+	ASNs          []share
+	OtherASNs     int
+	OtherASNCount uint64
+	OtherASNShare float64
 	// Attackers are the source prefixes at or above the threshold.
 	Attackers []source
 	// Withheld counts source prefixes below the threshold (or the target's
@@ -89,6 +96,8 @@ type share struct {
 	Label string  `json:"label"`
 	Count uint64  `json:"count"`
 	Share float64 `json:"share"`
+	// Name is the key's registered name (an ASN's network), if any.
+	Name string `json:"name,omitempty"`
 }
 
 // source is one reportable attacking prefix.
@@ -198,17 +207,13 @@ func build(in *incident.Incident, opts Options) *facts {
 
 	same := func(k string) string { return k }
 	fx.Countries = fx.shares(in.TopCountries, 0, same, countryLabel)
-	fx.ASNs = fx.shares(in.TopASNs, 0, same, asnLabel)
+	fx.asns(in.TopASNs)
 	path := func(k string) string { return red.text(stripQuery(k)) }
 	fx.Paths = fx.shares(in.TopPaths, minShare, path, func(c incident.Count) string { return path(c.Key) })
 	fx.Agents = fx.shares(in.TopUserAgents, minShare, red.agent, func(c incident.Count) string { return red.agent(c.Key) })
 	fx.events(in.Timeline)
 	for _, r := range in.Related {
-		rr := incident.Related{ID: red.text(r.ID)}
-		for _, s := range r.Shared {
-			rr.Shared = append(rr.Shared, red.text(s))
-		}
-		fx.Related = append(fx.Related, rr)
+		fx.Related = append(fx.Related, incident.Related{ID: red.text(r.ID), Shared: fx.namedShared(r.Shared)})
 	}
 	fx.Severity = fx.severity()
 	fx.Access = fx.access()
@@ -282,7 +287,7 @@ func (fx *facts) shares(l []incident.Count, minShare float64, key func(string) s
 		if sh < minShare || c.Count == 0 {
 			continue
 		}
-		out = append(out, share{Key: key(c.Key), Label: label(c), Count: c.Count, Share: sh})
+		out = append(out, share{Key: key(c.Key), Label: label(c), Count: c.Count, Share: sh, Name: c.Name})
 	}
 	return out
 }
@@ -491,8 +496,8 @@ func (fx *facts) nextSteps() []string {
 }
 
 // record returns the redacted copy of in for the JSON export: attribution
-// below the threshold removed, addresses in free text withheld or
-// pseudonymised.
+// below the threshold removed (ASNs below it folded into one "other" row),
+// addresses in free text withheld or pseudonymised.
 func (fx *facts) record(in *incident.Incident) *incident.Incident {
 	r := *in
 	r.ID, r.Site = fx.ID, fx.Site
@@ -500,6 +505,7 @@ func (fx *facts) record(in *incident.Incident) *incident.Incident {
 	for _, a := range fx.Attackers {
 		r.TopPrefixes = append(r.TopPrefixes, incident.Count{Key: a.Display, Count: a.Count})
 	}
+	r.TopASNs = fx.asnRecord()
 	r.TopPaths, r.TopUserAgents = counts(fx.Paths), counts(fx.Agents)
 	r.Timeline = make([]incident.Event, len(in.Timeline))
 	for i, e := range in.Timeline {

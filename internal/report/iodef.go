@@ -279,6 +279,9 @@ func writeIODEF(w io.Writer, fx *facts) error {
 	}
 	inc.Contact = iodefContacts(fx.Reporter)
 	inc.EventData = []iodefEventData{iodefEvents(fx)}
+	if ed, ok := iodefNetworks(fx); ok {
+		inc.EventData = append(inc.EventData, ed)
+	}
 	if len(fx.Attackers) > 0 {
 		ind := &iodefIndicatorData{}
 		for _, a := range fx.Attackers {
@@ -430,6 +433,42 @@ func iodefEvents(fx *facts) iodefEventData {
 	flow.System = append(flow.System, target)
 	ed.Flow = []iodefFlow{flow}
 	return ed
+}
+
+// iodefNetworks is the EventData of the source networks: one source System
+// per ASN at or above the evidence threshold (Address category "asn",
+// RFC 7970 §3.18.1, its name and share in the Description), and the
+// networks below the threshold as one sentence of the EventData's
+// Description (never named). False when the record lists no ASNs.
+func iodefNetworks(fx *facts) (iodefEventData, bool) {
+	line := fx.networksLine()
+	if line == "" {
+		return iodefEventData{}, false
+	}
+	ed := iodefEventData{Description: []string{line}, StartTime: iodefTime(fx.Start)}
+	if !fx.Open {
+		ed.EndTime = iodefTime(fx.End)
+	}
+	unit, ext := "packet", ""
+	if fx.Unit == "requests" {
+		unit, ext = "ext-value", "request"
+	}
+	var flow iodefFlow
+	for _, a := range fx.ASNs {
+		n, ok := asnNumber(a.Key)
+		if !ok {
+			continue // "unknown": no number to give
+		}
+		desc := a.Label + ": " + pct(a.Share) + " of the incident's traffic."
+		flow.System = append(flow.System, iodefSystem{Category: "source",
+			Node:        iodefNode{Address: []iodefAddress{{Category: "asn", Value: strconv.FormatUint(uint64(n), 10)}}},
+			Counter:     []iodefCounter{{Type: "count", Unit: unit, ExtUnit: ext, Value: strconv.FormatUint(a.Count, 10)}},
+			Description: []string{desc}})
+	}
+	if len(flow.System) > 0 {
+		ed.Flow = []iodefFlow{flow}
+	}
+	return ed, true
 }
 
 // iodefHistoryOf lists the timeline: decisions and operator actions with

@@ -34,6 +34,7 @@ func writeJSON(w io.Writer, fx *facts) error {
 			Generated: fx.Generated, Generator: "portcullis", Reporter: fx.Reporter,
 			EvidenceShare: fx.MinShare, Pseudonymised: fx.Pseudonymised,
 			WithheldPrefixes: fx.Withheld, WithheldShare: fx.WithheldShare,
+			WithheldASNs: fx.OtherASNs, WithheldASNShare: fx.OtherASNShare,
 			NamedShare: fx.NamedShare, UnlistedShare: fx.UnlistedShare, PrefixListTruncated: fx.Truncated,
 		},
 		Incident: fx.rec,
@@ -53,6 +54,11 @@ type meta struct {
 	Pseudonymised    bool      `json:"pseudonymised"`
 	WithheldPrefixes int       `json:"withheld_prefixes"`
 	WithheldShare    float64   `json:"withheld_share"`
+	// WithheldASNs networks (ASNs) below the threshold sent
+	// WithheldASNShare of the traffic; the record's top_asns folds them
+	// into one row with key "other".
+	WithheldASNs     int     `json:"withheld_asns"`
+	WithheldASNShare float64 `json:"withheld_asn_share"`
 	// NamedShare is the share of the traffic the named prefixes sent;
 	// UnlistedShare the share the record attributes to no listed prefix;
 	// PrefixListTruncated that unlisted prefixes may have reached the

@@ -92,10 +92,12 @@ type Options struct {
 	// Contact.
 	Reporter Reporter
 	// MinShare is the evidence threshold (0 < MinShare ≤ 1; 0 means
-	// DefaultMinShare): a source prefix, path or user agent is named only
-	// when it accounts for at least this share of the incident's traffic.
-	// Below it an entry might be a legitimate visitor and is withheld,
-	// counted only in aggregate.
+	// DefaultMinShare): a source prefix, source network (ASN), path or
+	// user agent is named only when it accounts for at least this share of
+	// the incident's traffic. Below it an entry might be a legitimate
+	// visitor (or a visitor's ISP) and is withheld, counted only in
+	// aggregate (ASNs: one "other networks" row in every format).
+	// Countries are aggregates and are always listed.
 	MinShare float64
 	// Pseudonymise replaces every address and prefix that appears with a
 	// keyed pseudonym (HMAC-SHA256 under Key, RFC 2104), for sharing.
@@ -111,9 +113,9 @@ type Options struct {
 }
 
 // Render writes in as format f to w. Legitimate visitors' addresses never
-// appear: only source prefixes at or above the evidence threshold are named
-// (never the protected site's own network), and every other address in
-// free text (timeline messages, paths, user agents) is withheld. Errors
+// appear: only source prefixes and ASNs at or above the evidence threshold
+// are named (never the protected site's own network), and every other
+// address in free text (timeline messages, paths, user agents) is withheld. Errors
 // wrap ErrFormat, ErrKey, or the writer's error.
 func Render(w io.Writer, in *incident.Incident, f Format, opts Options) error {
 	if in == nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -118,6 +119,16 @@ type stixSCO struct {
 	SpecVersion string `json:"spec_version"`
 	ID          string `json:"id"`
 	Value       string `json:"value"`
+}
+
+// stixAS is an autonomous-system SCO (STIX 2.1 §6.2); its deterministic
+// id is derived from "number".
+type stixAS struct {
+	Type        string `json:"type"`
+	SpecVersion string `json:"spec_version"`
+	ID          string `json:"id"`
+	Number      uint32 `json:"number"`
+	Name        string `json:"name,omitempty"`
 }
 
 type stixRelationship struct {
@@ -248,13 +259,28 @@ func writeSTIX(w io.Writer, fx *facts) error {
 		r.CreatedByRef = by
 		add(r, r.ID)
 	}
+	// Source networks at or above the threshold: an autonomous-system
+	// object and what was observed from it. No indicator: a pattern on a
+	// whole network would match its innocent customers too.
+	for _, a := range fx.ASNs {
+		n, ok := asnNumber(a.Key)
+		if !ok {
+			continue
+		}
+		as := stixAS{Type: "autonomous-system", SpecVersion: "2.1", ID: "autonomous-system--" + uuid5(stixSCONS, `{"number":`+strconv.FormatUint(uint64(n), 10)+`}`), Number: n, Name: a.Name}
+		add(as, as.ID)
+		od := stixObservedData{stixBase: base("observed-data", a.Key), FirstObserved: first, LastObserved: last,
+			NumberObserved: min(max(a.Count, 1), 999_999_999), ObjectRefs: []string{as.ID}}
+		od.CreatedByRef = by
+		add(od, od.ID)
+	}
 	for _, ap := range patterns {
 		r := stixRelationship{stixBase: base("relationship", "targets|"+ap), RelationshipType: "targets", SourceRef: ap, TargetRef: ident.ID}
 		r.CreatedByRef = by
 		add(r, r.ID)
 	}
 	rep := stixReport{stixBase: base("report", ""), Name: "DDoS incident " + fx.ID + " on " + fx.Site,
-		Description: strings.Join(summary(fx), "\n\n"), ReportTypes: []string{"threat-report"}, Published: mo,
+		Description: strings.Join(append(summary(fx), fx.networksLine()), "\n\n"), ReportTypes: []string{"threat-report"}, Published: mo,
 		ObjectRefs:         append([]string{ident.ID}, refs...),
 		ExternalReferences: []stixExtRef{{SourceName: "portcullis", ExternalID: fx.ID, Description: "Portcullis incident id"}}}
 	rep.CreatedByRef = by

@@ -88,6 +88,18 @@ func checkSTIX(data []byte) []string {
 		if m["spec_version"] != "2.1" {
 			bad("%s: spec_version %v, want 2.1", id, m["spec_version"])
 		}
+		if typ == "autonomous-system" {
+			// §6.2: number (integer) is required, and the deterministic
+			// id is derived from it (§2.9).
+			n, ok := m["number"].(float64)
+			if !ok || n < 1 || n != float64(uint32(n)) {
+				bad("%s: number %v is not an AS number", id, m["number"])
+			}
+			if want := "autonomous-system--" + uuid5(stixSCONS, fmt.Sprintf(`{"number":%d}`, uint32(n))); id != want {
+				bad("%s: id not derived from the number (want %s)", id, want)
+			}
+			continue
+		}
 		if prop, ok := scoTypes[typ]; ok {
 			v, _ := m[prop].(string)
 			if v == "" {
