@@ -3,7 +3,8 @@
 // (header deadline, idle timeout, header size, HTTP/2 stream caps and a
 // reset budget), and the request handler that resolves the client, runs the
 // verdict chain and hands the request to the origin proxy with body limits,
-// a minimum body rate and a progress-based write deadline.
+// a minimum body rate and a progress-based write deadline, after reading its
+// body whole at the edge (buffer.go: a slow POST never holds an origin slot).
 package edge
 
 import (
