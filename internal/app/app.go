@@ -321,7 +321,11 @@ func (a *App) Reload(ctx context.Context) error {
 			for _, w := range cfg.Warnings() {
 				a.log.Warn("config warning", "warning", w)
 			}
-			if len(cfg.Listeners) != len(old.cfg.Listeners) || cfg.Admin.Address != old.cfg.Admin.Address || cfg.Limits != old.cfg.Limits {
+			// The request buffer's limits are applied by build; the other
+			// limits belong to the listeners.
+			nl, ol := cfg.Limits, old.cfg.Limits
+			nl.RequestBufferBytes, nl.RequestBufferTotalBytes = ol.RequestBufferBytes, ol.RequestBufferTotalBytes
+			if len(cfg.Listeners) != len(old.cfg.Listeners) || cfg.Admin.Address != old.cfg.Admin.Address || nl != ol {
 				a.log.Warn("listener, admin or connection-limit changes take effect at the next restart")
 			}
 			return nil
