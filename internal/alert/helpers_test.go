@@ -38,11 +38,13 @@ var t0 = time.Date(2026, 11, 29, 21, 6, 36, 0, time.UTC)
 
 // Strings that identify legitimate visitors in the fixture: no alert may
 // contain any of them.
-var visitorStrings = []string{"198.51.100.23", "198.51.100.0", "2001:db8:beef::7", "/members/jane", "VisitorBrowser/1.0"}
+var visitorStrings = []string{"198.51.100.23", "198.51.100.0", "2001:db8:beef::7", "/members/jane", "VisitorBrowser/1.0",
+	"AS64510", "MEMBER-HOME-ISP", "AS64511", "VISITOR-MOBILE-NET"}
 
 // fixture returns an open incident on site "www": an HTTP flood from
 // 203.0.113.0/24 (attacking, well above the evidence threshold), with a
-// visitor's /24 and path and user agent in the attribution lists, and a
+// visitor's /24 and path and user agent in the attribution lists, a
+// member's and a visitor's ISP (27 requests each) among the ASNs, and a
 // timeline whose free text names both an attacker and visitors.
 func fixture() *incident.Incident {
 	return &incident.Incident{
@@ -50,8 +52,9 @@ func fixture() *incident.Incident {
 		Start: t0, Detected: t0.Add(2 * time.Second),
 		Vectors: []string{"http_flood"},
 		PeakRPS: 48210, Requests: 1_250_000, Sources: 812,
-		TopCountries:  []incident.Count{{Key: "NL", Count: 900_000}, {Key: "US", Count: 200_000}},
-		TopASNs:       []incident.Count{{Key: "AS64500", Count: 900_000}, {Key: "AS64501", Count: 100_000}},
+		TopCountries: []incident.Count{{Key: "NL", Count: 900_000}, {Key: "US", Count: 200_000}},
+		TopASNs: []incident.Count{{Key: "AS64500", Count: 900_000, Name: "EXAMPLE-HOSTING"}, {Key: "AS64501", Count: 100_000},
+			{Key: "AS64510", Count: 27, Name: "MEMBER-HOME-ISP"}, {Key: "AS64511", Count: 27, Name: "VISITOR-MOBILE-NET"}},
 		TopPrefixes:   []incident.Count{{Key: "203.0.113.0/24", Count: 900_000}, {Key: "198.51.100.0/24", Count: 40}},
 		TopPaths:      []incident.Count{{Key: "/members/jane", Count: 40}},
 		TopUserAgents: []incident.Count{{Key: "VisitorBrowser/1.0", Count: 40}},

@@ -100,7 +100,9 @@ func bits(bps float64) string {
 	return strconv.FormatFloat(bps, 'f', 1, 64) + " " + units[i]
 }
 
-// counts renders the first five entries as "NL 1200, DE 300".
+// counts renders the first five entries as "NL 1200, DE 300", an ASN with
+// its name ("AS64500 EXAMPLE-NET 900000") and the folded row of networks
+// below the evidence threshold by its name ("2 other networks 54").
 func counts(cs []incident.Count) string {
 	var parts []string
 	for i, c := range cs {
@@ -108,7 +110,14 @@ func counts(cs []incident.Count) string {
 			parts = append(parts, fmt.Sprintf("… %d more", len(cs)-5))
 			break
 		}
-		parts = append(parts, c.Key+" "+strconv.FormatUint(c.Count, 10))
+		label := c.Key
+		switch {
+		case c.Key == otherNetworks && c.Name != "":
+			label = c.Name
+		case c.Name != "":
+			label += " " + c.Name
+		}
+		parts = append(parts, label+" "+strconv.FormatUint(c.Count, 10))
 	}
 	return orNone(strings.Join(parts, ", "))
 }

@@ -66,9 +66,15 @@ type Summary struct {
 	Packets  uint64  `json:"packets"`
 	// Sources is the estimated number of distinct sources.
 	Sources uint64 `json:"sources"`
-	// TopCountries ("NL") and TopASNs ("AS64500"), heaviest first.
+	// TopCountries ("NL"), heaviest first: aggregates, always listed.
 	TopCountries []incident.Count `json:"top_countries"`
-	TopASNs      []incident.Count `json:"top_asns"`
+	// TopASNs are the source networks ("AS64500", with their registered
+	// Name) that pass the same evidence threshold as AttackingPrefixes
+	// (Privacy.MinPrefixCount and MinPrefixShare), heaviest first, then
+	// one row with key "other" (Name "N other networks") counting the
+	// listed networks below it together: a member's or a visitor's ISP
+	// is never named.
+	TopASNs []incident.Count `json:"top_asns"`
 	// AttackingPrefixes are the incident's top prefixes above the evidence
 	// threshold, as prefixes or pseudonyms ("net-1a2b3c4d5e6f/24").
 	AttackingPrefixes []incident.Count `json:"attacking_prefixes"`
@@ -99,7 +105,6 @@ func (p *privacy) summarise(in *incident.Incident, at time.Time) (Summary, []net
 		PeakRPS: in.PeakRPS, PeakPPS: in.PeakPPS, PeakBPS: in.PeakBPS,
 		Requests: in.Requests, Packets: in.Packets, Sources: in.Sources,
 		TopCountries: append([]incident.Count(nil), in.TopCountries...),
-		TopASNs:      append([]incident.Count(nil), in.TopASNs...),
 	}
 	if in.End.IsZero() {
 		s.End = time.Time{}
@@ -109,13 +114,14 @@ func (p *privacy) summarise(in *incident.Incident, at time.Time) (Summary, []net
 	}
 	s.Duration = max(s.Duration, 0).Round(time.Second)
 	total := in.Requests + in.Packets
+	s.TopASNs = p.networks(in.TopASNs, total)
 	var allowed []netip.Prefix
 	for _, c := range in.TopPrefixes {
 		pfx, err := netip.ParsePrefix(c.Key)
 		if err != nil {
 			continue // not a prefix: never guess what it is
 		}
-		if c.Count < p.cfg.MinPrefixCount || float64(c.Count) < p.cfg.MinPrefixShare*float64(total) {
+		if !p.evidence(c.Count, total) {
 			continue
 		}
 		pfx = pfx.Masked()
@@ -123,6 +129,42 @@ func (p *privacy) summarise(in *incident.Incident, at time.Time) (Summary, []net
 		s.AttackingPrefixes = append(s.AttackingPrefixes, incident.Count{Key: p.name(pfx), Count: c.Count})
 	}
 	return s, allowed
+}
+
+// evidence reports whether a source that sent count of the incident's
+// total requests and packets passes the evidence threshold.
+func (p *privacy) evidence(count, total uint64) bool {
+	return count >= p.cfg.MinPrefixCount && float64(count) >= p.cfg.MinPrefixShare*float64(total)
+}
+
+// otherNetworks is the key of the TopASNs row that counts the networks
+// below the evidence threshold.
+const otherNetworks = "other"
+
+// networks returns the ASN rows an alert may show: those passing the
+// evidence threshold (names kept), then one "other" row for the rest.
+func (p *privacy) networks(top []incident.Count, total uint64) []incident.Count {
+	var out []incident.Count
+	var others int
+	var rest uint64
+	for _, c := range top {
+		if p.evidence(c.Count, total) {
+			out = append(out, c)
+			continue
+		}
+		if c.Count > 0 {
+			others++
+			rest += c.Count
+		}
+	}
+	if others > 0 {
+		name := strconv.Itoa(others) + " other networks"
+		if others == 1 {
+			name = "1 other network"
+		}
+		out = append(out, incident.Count{Key: otherNetworks, Count: rest, Name: name})
+	}
+	return out
 }
 
 // name renders an attacking prefix or address: as is, or as a keyed
