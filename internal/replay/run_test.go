@@ -169,25 +169,7 @@ func TestRunCaptures(t *testing.T) {
 // requests from 200 addresses in 8.8.8.0/24 (AS15169 in the fixture).
 func floodLog(t *testing.T) string {
 	t.Helper()
-	var b strings.Builder
-	t0 := time.Date(2026, 6, 17, 19, 0, 0, 0, time.UTC)
-	line := func(at time.Duration, ip, path, ua string) {
-		fmt.Fprintf(&b, "%s - - [%s] \"GET %s HTTP/1.1\" 200 512 \"-\" \"%s\"\n", ip, t0.Add(at).Format("02/Jan/2006:15:04:05 -0700"), path, ua)
-	}
-	for s := range 180 { // three quiet minutes, 2 rps
-		line(time.Duration(s)*time.Second, fmt.Sprintf("81.2.69.%d", s%50+1), "/", "Mozilla/5.0")
-		line(time.Duration(s)*time.Second, fmt.Sprintf("81.2.69.%d", s%50+1), "/about", "Mozilla/5.0")
-	}
-	for s := 180; s < 200; s++ { // 20 s at 1,000 rps
-		for i := range 1000 {
-			line(time.Duration(s)*time.Second, fmt.Sprintf("8.8.8.%d", i%200+1), "/", "python-requests/2.31")
-		}
-	}
-	name := filepath.Join(t.TempDir(), "flood.log")
-	if err := os.WriteFile(name, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return name
+	return writeFlood(t, "flood.log", func(i int) string { return fmt.Sprintf("8.8.8.%d", i%200+1) })
 }
 
 func TestRunLogFloodWithAttribution(t *testing.T) {

@@ -15,10 +15,11 @@ import (
 	"github.com/portcullis/portcullis/internal/geo"
 )
 
-// writeFlood writes a combined log: three quiet minutes of two visitors'
-// requests a second from 81.2.69.1-50 (AS20712), then 20 s at 1,000 rps
-// whose i-th request of each second comes from flood(i).
-func writeFlood(t *testing.T, flood func(i int) string) string {
+// writeFlood writes the combined log file name (in a temporary directory):
+// three quiet minutes of two visitors' requests a second from 81.2.69.1-50
+// (AS20712), then 20 s at 1,000 rps whose i-th request of each second
+// comes from flood(i).
+func writeFlood(t *testing.T, file string, flood func(i int) string) string {
 	t.Helper()
 	var b strings.Builder
 	t0 := time.Date(2026, 6, 17, 19, 0, 0, 0, time.UTC)
@@ -34,7 +35,7 @@ func writeFlood(t *testing.T, flood func(i int) string) string {
 			line(time.Duration(s)*time.Second, flood(i), "/", "python-requests/2.31")
 		}
 	}
-	name := filepath.Join(t.TempDir(), "access.log")
+	name := filepath.Join(t.TempDir(), file)
 	if err := os.WriteFile(name, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func TestRunNamesASNs(t *testing.T) {
 	}
 	defer g.Close()
 	srcs := []string{"8.8.8.%d", "77.88.8.%d", "95.213.1.%d", "2.26.200.%d"}
-	log := writeFlood(t, func(i int) string { return fmt.Sprintf(srcs[i%len(srcs)], i%200+1) })
+	log := writeFlood(t, "access.log", func(i int) string { return fmt.Sprintf(srcs[i%len(srcs)], i%200+1) })
 	tests := []struct {
 		name string
 		geo  *geo.DB
@@ -93,7 +94,7 @@ func TestRunNamesASNs(t *testing.T) {
 // them (the record once kept only the ten heaviest, so reports named ten
 // of 32 networks above the 1% evidence threshold).
 func TestRunKeepsNetworks(t *testing.T) {
-	log := writeFlood(t, func(i int) string { return fmt.Sprintf("198.18.%d.%d", i%32, i/32+1) })
+	log := writeFlood(t, "access.log", func(i int) string { return fmt.Sprintf("198.18.%d.%d", i%32, i/32+1) })
 	tests := []struct {
 		name string
 		cfg  detect.Config
@@ -130,7 +131,7 @@ func TestRunKeepsNetworks(t *testing.T) {
 }
 
 func TestRunSite(t *testing.T) {
-	log := writeFlood(t, func(i int) string { return fmt.Sprintf("8.8.8.%d", i%200+1) })
+	log := writeFlood(t, "access.log", func(i int) string { return fmt.Sprintf("8.8.8.%d", i%200+1) })
 	tests := []struct {
 		name    string
 		site    string
