@@ -223,6 +223,10 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Summary, error) {
 	if len(opts.Files) == 0 {
 		return sum, errors.New("replay: no input files")
 	}
+	site, err := siteName(opts.Site, opts.Detect.Sites)
+	if err != nil {
+		return sum, err
+	}
 	// Check every file before replaying any: a file that cannot be read or
 	// is in no known format is reported and skipped, not fatal to the
 	// others. The rest are replayed oldest first, by their first record's
@@ -256,10 +260,6 @@ func Run(ctx context.Context, opts Options, out io.Writer) (Summary, error) {
 	}
 
 	cfg := opts.Detect
-	site, err := siteName(opts.Site, cfg.Sites)
-	if err != nil {
-		return sum, err
-	}
 	cfg.Sites = slices.Clone(cfg.Sites)
 	if len(cfg.Sites) == 0 {
 		cfg.Sites = []detect.SiteConfig{{}}
