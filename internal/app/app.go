@@ -28,6 +28,7 @@ import (
 	"github.com/portcullis/portcullis/internal/api"
 	"github.com/portcullis/portcullis/internal/challenge"
 	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/detect"
 	"github.com/portcullis/portcullis/internal/edge"
 	"github.com/portcullis/portcullis/internal/incident"
 	"github.com/portcullis/portcullis/internal/mitigate"
@@ -134,7 +135,11 @@ func New(opts Options) (*App, error) {
 	}
 	a.gen = g
 	a.metrics.setSites(siteNames(cfg))
-	d, err := newDetection(cfg, disp, gdb, a.log.With("component", "detect"))
+	var asNames *detect.ASNames
+	if gdb != nil {
+		asNames = &detect.ASNames{}
+	}
+	d, err := newDetection(cfg, disp, gdb, asNames, a.log.With("component", "detect"))
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +161,7 @@ func New(opts Options) (*App, error) {
 	a.handler = edge.NewHandler(g.rt, &observer{m: a.metrics, next: d.acc.ObserveRequest, good: m.good, attack: d.attack}, a.log.With("component", "edge"))
 	if gdb != nil {
 		a.hasGeo = true
-		gc := &geoCache{db: gdb}
+		gc := &geoCache{db: gdb, names: asNames}
 		a.handler.SetGeo(gc.lookup)
 	}
 	a.handler.OnH2Reset(func(int, netip.Addr) { a.metrics.h2Closed.Inc() })

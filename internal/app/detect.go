@@ -52,10 +52,13 @@ func detectConfigs(cfg *config.Config) (stats.Config, detect.Config) {
 		}
 		dc.Sites = append(dc.Sites, ds)
 	}
-	return stats.Config{Sites: dc.StatsSites()}, dc
+	return stats.Config{Sites: dc.StatsSites(), TopN: dc.StatsTopN()}, dc
 }
 
-func newDetection(cfg *config.Config, sink detect.Sink, gdb *geo.DB, log *slog.Logger) (*detection, error) {
+// newDetection builds the control path; names (nil without geo data) is
+// the ASN → name table the request path's geo cache fills, read when an
+// incident's networks are listed.
+func newDetection(cfg *config.Config, sink detect.Sink, gdb *geo.DB, names *detect.ASNames, log *slog.Logger) (*detection, error) {
 	sc, dc := detectConfigs(cfg)
 	acc, err := stats.New(sc)
 	if err != nil {
@@ -67,7 +70,11 @@ func newDetection(cfg *config.Config, sink detect.Sink, gdb *geo.DB, log *slog.L
 		log.Warn("attack state", "target", target, "kind", e.Kind, "from", string(e.From), "to", string(e.To), "message", e.Message)
 	}
 	if gdb != nil {
-		names := &detect.ASNames{} // ASN names from the lookups (geo.DB has no ASN → name index)
+		if names == nil {
+			names = &detect.ASNames{}
+		}
+		// ASN names come from the lookups (geo.DB has no ASN → name index):
+		// the request path's cache misses and the packet path here.
 		opts.Geo = func(a netip.Addr) (string, uint32) {
 			i := gdb.Lookup(a)
 			names.Learn(i.ASN, i.ASOrg)

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/detect"
 	"github.com/portcullis/portcullis/internal/geo"
 )
 
@@ -37,6 +38,7 @@ func openGeo(cfg *config.Config) (*geo.DB, error) {
 // compare; a miss allocates one entry.
 type geoCache struct {
 	db    *geo.DB
+	names *detect.ASNames // learns ASN names on misses (nil: none)
 	slots [1 << 14]atomic.Pointer[geoEntry]
 }
 
@@ -61,6 +63,9 @@ func (c *geoCache) lookup(addr netip.Addr, prefix netip.Prefix) (string, uint32)
 		return e.country, e.asn
 	}
 	info := c.db.Lookup(addr)
+	if c.names != nil {
+		c.names.Learn(info.ASN, info.ASOrg)
+	}
 	slot.Store(&geoEntry{prefix: prefix, country: info.Country, asn: info.ASN})
 	return info.Country, info.ASN
 }

@@ -14,6 +14,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,7 +102,14 @@ func TestIncidentRecordLiveFlood(t *testing.T) {
 				w.Header().Set("Content-Type", "text/csv")
 				w.Write(exportBody)
 			})
+			// The flood's networks (20.0.0.0/8, see floodAddr) in an ASN
+			// table, so the incident names them.
+			asnCSV := filepath.Join(t.TempDir(), "asn.csv")
+			if err := os.WriteFile(asnCSV, []byte("20.0.0.0,20.255.255.255,64500,EXAMPLE-FLOOD-NET\n81.2.0.0,81.2.255.255,64501,EXAMPLE-HOME-ISP\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
 			s := startDemoShield(t, o.URL, func(c *config.Config) {
+				c.Geo.ASNCSV = []string{asnCSV}
 				c.Sites[0].SensitiveRoutes = []string{"/members/export"}
 				c.Detect.StaticRPS = 150
 			})
@@ -179,6 +188,13 @@ func TestIncidentRecordLiveFlood(t *testing.T) {
 			wg.Wait()
 			t.Logf("incident %s: %v → %v, vectors %v, %d requests", in.ID, in.Start.Format(time.TimeOnly), in.End.Format(time.TimeOnly), in.Vectors, in.Requests)
 
+			named := false
+			for _, c := range in.TopASNs {
+				named = named || (c.Key == "AS64500" && c.Name == "EXAMPLE-FLOOD-NET")
+			}
+			if !named {
+				t.Errorf("the flood's network is not named in the incident: %+v", in.TopASNs)
+			}
 			operatorSeen := false
 			for _, e := range in.Timeline {
 				if e.Kind == "decision" && strings.Contains(e.Message, "operator:alice") && strings.Contains(e.Message, "C2 range from the hosting provider") {
