@@ -82,12 +82,12 @@ func (a *App) build(cfg *config.Config) (*generation, error) {
 	}
 	if a.state.buffer == nil {
 		b, err := edge.NewBodyBuffer(edge.BufferConfig{MemoryBytes: int64(l.RequestBufferBytes), TotalBytes: int64(l.RequestBufferTotalBytes),
-			SpoolDir: filepath.Join(cfg.DataDir, "spool")}, a.reg)
+			PerClientBytes: int64(l.RequestBufferPerClientBytes), SpoolDir: filepath.Join(cfg.DataDir, "spool")}, a.reg)
 		if err != nil {
 			return nil, err
 		}
 		a.state.buffer = b
-	} else if err := a.state.buffer.SetLimits(int64(l.RequestBufferBytes), int64(l.RequestBufferTotalBytes)); err != nil {
+	} else if err := a.state.buffer.SetLimits(int64(l.RequestBufferBytes), int64(l.RequestBufferTotalBytes), int64(l.RequestBufferPerClientBytes)); err != nil {
 		return nil, err
 	}
 	rt.Buffer = a.state.buffer

@@ -124,21 +124,22 @@ type ClientIP struct {
 
 // Limits hardens listeners and requests.
 type Limits struct {
-	ReadHeaderTimeout       Duration `yaml:"read_header_timeout" doc:"time to receive the request headers (slowloris)" default:"10s"`
-	BodyIdleTimeout         Duration `yaml:"body_idle_timeout" doc:"longest pause between request body reads (slow POST)" default:"10s"`
-	MinBodyRate             ByteSize `yaml:"min_body_rate" doc:"minimum average request body rate in bytes/s after body_grace (slow POST)" default:"1KiB"`
-	BodyGrace               Duration `yaml:"body_grace" doc:"time before min_body_rate is enforced" default:"5s"`
-	WriteIdleTimeout        Duration `yaml:"write_idle_timeout" doc:"longest a single response write may block (slow read); streams are not cut while data flows" default:"30s"`
-	IdleTimeout             Duration `yaml:"idle_timeout" doc:"keep-alive idle timeout" default:"1m0s"`
-	MaxHeaderBytes          ByteSize `yaml:"max_header_bytes" doc:"maximum request header size" default:"32KiB"`
-	MaxBodyBytes            ByteSize `yaml:"max_body_bytes" doc:"default maximum request body size (per route override)" default:"10MiB"`
-	RequestBufferBytes      ByteSize `yaml:"request_buffer_bytes" doc:"request bodies up to this size are read whole into memory at the edge before they take an origin slot (slow POST); larger ones are spooled to a temporary file under data_dir (up to the route's max_body_bytes); routes opt out with buffer_request: false" default:"1MiB"`
-	RequestBufferTotalBytes ByteSize `yaml:"request_buffer_total_bytes" doc:"memory all buffered request bodies may use together (spooled bodies may use 16× this on disk); when full, a new body waits briefly, then gets 503 with Retry-After" default:"64MiB"`
-	MaxConns                int      `yaml:"max_conns" doc:"maximum open client connections per listener" default:"20000"`
-	MaxConnsPerClient       int      `yaml:"max_conns_per_client" doc:"maximum open connections per peer address (trusted proxies exempt)" default:"256"`
-	MaxInflightPerClient    int      `yaml:"max_inflight_per_client" doc:"maximum concurrent requests (incl. WebSockets) per resolved client address" default:"64"`
-	H2MaxConcurrentStreams  int      `yaml:"h2_max_concurrent_streams" doc:"HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS" default:"100"`
-	H2ResetBudget           int      `yaml:"h2_reset_budget" doc:"client-cancelled HTTP/2 streams allowed per connection per 10s before the connection is closed (rapid reset)" default:"200"`
+	ReadHeaderTimeout           Duration `yaml:"read_header_timeout" doc:"time to receive the request headers (slowloris)" default:"10s"`
+	BodyIdleTimeout             Duration `yaml:"body_idle_timeout" doc:"longest pause between request body reads (slow POST)" default:"10s"`
+	MinBodyRate                 ByteSize `yaml:"min_body_rate" doc:"minimum request body rate in bytes/s (slow POST): on the average since the body began, after body_grace, and over every sliding 10 s once the body has been arriving for 10 s, so a fast start buys no credit" default:"1KiB"`
+	BodyGrace                   Duration `yaml:"body_grace" doc:"time before min_body_rate is enforced" default:"5s"`
+	WriteIdleTimeout            Duration `yaml:"write_idle_timeout" doc:"longest a single response write may block (slow read); streams are not cut while data flows" default:"30s"`
+	IdleTimeout                 Duration `yaml:"idle_timeout" doc:"keep-alive idle timeout" default:"1m0s"`
+	MaxHeaderBytes              ByteSize `yaml:"max_header_bytes" doc:"maximum request header size" default:"32KiB"`
+	MaxBodyBytes                ByteSize `yaml:"max_body_bytes" doc:"default maximum request body size (per route override)" default:"10MiB"`
+	RequestBufferBytes          ByteSize `yaml:"request_buffer_bytes" doc:"request bodies up to this size are read whole into memory at the edge before they take an origin slot (slow POST); larger ones are spooled to a temporary file under data_dir (up to the route's max_body_bytes); routes opt out with buffer_request: false" default:"1MiB"`
+	RequestBufferTotalBytes     ByteSize `yaml:"request_buffer_total_bytes" doc:"memory all buffered request bodies may use together (spooled bodies may use 16× this on disk); when full, a new body waits briefly, then gets 503 with Retry-After" default:"64MiB"`
+	RequestBufferPerClientBytes ByteSize `yaml:"request_buffer_per_client_bytes" doc:"memory the buffered request bodies of one client address may hold together (request_buffer_bytes ≤ this ≤ request_buffer_total_bytes; unset = request_buffer_total_bytes/8, at least request_buffer_bytes); beyond it that client's new bodies wait briefly, then get 429 with Retry-After, and other clients are unaffected" default:"8MiB"`
+	MaxConns                    int      `yaml:"max_conns" doc:"maximum open client connections per listener" default:"20000"`
+	MaxConnsPerClient           int      `yaml:"max_conns_per_client" doc:"maximum open connections per peer address (trusted proxies exempt)" default:"256"`
+	MaxInflightPerClient        int      `yaml:"max_inflight_per_client" doc:"maximum concurrent requests (incl. WebSockets) per resolved client address" default:"64"`
+	H2MaxConcurrentStreams      int      `yaml:"h2_max_concurrent_streams" doc:"HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS" default:"100"`
+	H2ResetBudget               int      `yaml:"h2_reset_budget" doc:"client-cancelled HTTP/2 streams allowed per connection per 10s before the connection is closed (rapid reset)" default:"200"`
 }
 
 // Rules are static filters.

@@ -222,8 +222,9 @@ func TestSensitiveRoutes(t *testing.T) {
 }
 
 // TestRequestBuffering checks the request-buffering settings: defaults
-// (1 MiB per body, 64 MiB in all, every route buffered), a route's
-// opt-out, and the bounds Validate enforces.
+// (1 MiB per body, 64 MiB in all, 8 MiB per client, every route
+// buffered), the per-client share derived from the total (never below one
+// body), a route's opt-out, and the bounds Validate enforces.
 func TestRequestBuffering(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -232,9 +233,16 @@ func TestRequestBuffering(t *testing.T) {
 		want      string // error substring; "" = valid
 		wantBytes int64
 		wantTotal int64
+		wantShare int64 // request_buffer_per_client_bytes (0 = not checked)
 		wantRoute *bool // sites[0].routes[0].buffer_request
 	}{
-		{name: "defaults", wantBytes: 1 << 20, wantTotal: 64 << 20},
+		{name: "defaults", wantBytes: 1 << 20, wantTotal: 64 << 20, wantShare: 8 << 20},
+		{name: "per-client share derived from the total", limits: "{request_buffer_total_bytes: 256MiB}", wantBytes: 1 << 20, wantTotal: 256 << 20, wantShare: 32 << 20},
+		{name: "derived per-client share never below one body", limits: "{request_buffer_total_bytes: 4MiB}", wantBytes: 1 << 20, wantTotal: 4 << 20, wantShare: 1 << 20},
+		{name: "per-client share set", limits: "{request_buffer_per_client_bytes: 2MiB}", wantBytes: 1 << 20, wantTotal: 64 << 20, wantShare: 2 << 20},
+		{name: "per-client share equal to the total (no share)", limits: "{request_buffer_per_client_bytes: 64MiB}", wantBytes: 1 << 20, wantTotal: 64 << 20, wantShare: 64 << 20},
+		{name: "per-client share below one body", limits: "{request_buffer_per_client_bytes: 512KiB}", want: "limits.request_buffer_per_client_bytes: must be between request_buffer_bytes"},
+		{name: "per-client share above the total", limits: "{request_buffer_per_client_bytes: 65MiB}", want: "limits.request_buffer_per_client_bytes: must be between request_buffer_bytes"},
 		{name: "route buffered by default", route: "{path: /upload, max_body_bytes: 1GiB}", wantBytes: 1 << 20, wantTotal: 64 << 20, wantRoute: ptr(true)},
 		{name: "route opts out", route: "{path: /upload, buffer_request: false}", wantBytes: 1 << 20, wantTotal: 64 << 20, wantRoute: ptr(false)},
 		{name: "custom sizes", limits: "{request_buffer_bytes: 64KiB, request_buffer_total_bytes: 8MiB}", wantBytes: 64 << 10, wantTotal: 8 << 20},
@@ -267,6 +275,9 @@ func TestRequestBuffering(t *testing.T) {
 			}
 			if got := int64(cfg.Limits.RequestBufferTotalBytes); got != tc.wantTotal {
 				t.Errorf("request_buffer_total_bytes = %d, want %d", got, tc.wantTotal)
+			}
+			if got := int64(cfg.Limits.RequestBufferPerClientBytes); tc.wantShare != 0 && got != tc.wantShare {
+				t.Errorf("request_buffer_per_client_bytes = %d, want %d", got, tc.wantShare)
 			}
 			if tc.wantRoute != nil {
 				if got := cfg.Sites[0].Routes[0].BufferRequest; got == nil || *got != *tc.wantRoute {

@@ -54,6 +54,7 @@ func (c *Config) ApplyDefaults() {
 	byteDefault(&l.MaxBodyBytes, 10<<20)
 	byteDefault(&l.RequestBufferBytes, 1<<20)
 	byteDefault(&l.RequestBufferTotalBytes, 64<<20)
+	byteDefault(&l.RequestBufferPerClientBytes, max(int64(l.RequestBufferTotalBytes)/8, int64(l.RequestBufferBytes)))
 	intDefault(&l.MaxConns, 20000)
 	intDefault(&l.MaxConnsPerClient, 256)
 	intDefault(&l.MaxInflightPerClient, 64)
@@ -260,6 +261,10 @@ func (c *Config) validate(file string, f *ast.File) error {
 	}
 	if lim.RequestBufferTotalBytes < lim.RequestBufferBytes {
 		v.add("limits.request_buffer_total_bytes", "must be at least request_buffer_bytes (%d), got %d", lim.RequestBufferBytes, lim.RequestBufferTotalBytes)
+	}
+	if lim.RequestBufferPerClientBytes < lim.RequestBufferBytes || lim.RequestBufferPerClientBytes > lim.RequestBufferTotalBytes {
+		v.add("limits.request_buffer_per_client_bytes", "must be between request_buffer_bytes (%d) and request_buffer_total_bytes (%d), got %d",
+			lim.RequestBufferBytes, lim.RequestBufferTotalBytes, lim.RequestBufferPerClientBytes)
 	}
 	c.Rules.validate(v, "rules")
 	names := map[string]bool{}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portcullis/portcullis/internal/ratelimit"
 )
 
 // Request-body buffering (nginx's `proxy_request_buffering on`): the
@@ -24,6 +27,12 @@ import (
 // temporary file. The origin then receives the body at once with an exact
 // Content-Length and no Transfer-Encoding (which also closes the
 // chunked-vs-Content-Length request-smuggling surface toward the origin).
+//
+// One client address may hold at most its share of the memory budget
+// (BufferConfig.PerClientBytes), so that a single address holding bodies
+// open (a fast start, then a trickle) cannot fill the buffer and have every
+// other client's POST refused; the minimum body rate over a sliding window
+// (MinBodyRateWindow) bounds how long it can hold them.
 
 // ErrBufferFull is returned by BodyBuffer.Fill when the memory (or spool)
 // budget stayed full for the whole wait; the client gets 503 with
@@ -39,6 +48,14 @@ var (
 	errSpoolFull  = fmt.Errorf("%w (spool)", ErrBufferFull)
 )
 
+// ErrBufferShareFull is returned by BodyBuffer.Fill when the client's
+// share of the memory budget (BufferConfig.PerClientBytes) stayed full for
+// the whole wait: that client already holds as much buffered body as one
+// address may. It does not wrap ErrBufferFull: the client gets 429 with
+// Retry-After (its own doing), not 503 (the site is busy), and other
+// clients are unaffected.
+var ErrBufferShareFull = errors.New("edge: request buffer: client's share full")
+
 // ErrNotBuffered is returned by BodyBuffer.Fill, having read nothing, for a
 // body that cannot be buffered: its Content-Length is above MemoryBytes and
 // spooling is off, or above the whole spool budget. The caller streams it.
@@ -47,6 +64,11 @@ var ErrNotBuffered = errors.New("edge: request body too large to buffer")
 // DefaultBufferWait is how long a body waits for room in a full buffer
 // before 503, when BufferConfig.Wait is 0.
 const DefaultBufferWait = 250 * time.Millisecond
+
+// PerClientDivisor sizes one client's share of the memory budget when
+// BufferConfig.PerClientBytes is 0: TotalBytes/PerClientDivisor (8 MiB of
+// 64 MiB), and never less than one whole body (MemoryBytes).
+const PerClientDivisor = 8
 
 // SpoolFactor sizes the spool's disk budget from the memory budget when
 // BufferConfig.SpoolTotalBytes is 0.
@@ -88,6 +110,12 @@ type BufferConfig struct {
 	// TotalBytes caps the memory of all buffered bodies together (bytes,
 	// counted in whole chunks of 4 or 32 KiB, ≥ MemoryBytes).
 	TotalBytes int64
+	// PerClientBytes caps the memory the bodies of one client address hold
+	// together (bytes, MemoryBytes ≤ PerClientBytes ≤ TotalBytes; 0 =
+	// TotalBytes/PerClientDivisor, at least MemoryBytes). Beyond it the
+	// client's bodies wait like any other, then get ErrBufferShareFull.
+	// The disk spool has no per-client share.
+	PerClientBytes int64
 	// SpoolDir holds the temporary files of bodies above MemoryBytes
 	// (created 0700; files are unlinked as soon as they are created). ""
 	// turns spooling off: a body with a larger Content-Length streams to
@@ -123,7 +151,8 @@ func NewBodyBuffer(cfg BufferConfig, reg prometheus.Registerer) (*BodyBuffer, er
 	if b.wait <= 0 {
 		b.wait = DefaultBufferWait
 	}
-	if err := b.SetLimits(cfg.MemoryBytes, cfg.TotalBytes); err != nil {
+	b.mem.trackKeys()
+	if err := b.SetLimits(cfg.MemoryBytes, cfg.TotalBytes, cfg.PerClientBytes); err != nil {
 		return nil, err
 	}
 	if b.spoolDir != "" {
@@ -145,16 +174,28 @@ func NewBodyBuffer(cfg BufferConfig, reg prometheus.Registerer) (*BodyBuffer, er
 	return b, nil
 }
 
-// SetLimits changes the per-body memory cap and the total memory budget
-// (bytes; a configuration reload). Bodies being buffered keep what they
-// reserved. Errors: memoryBytes under 4 KiB or totalBytes under it.
-func (b *BodyBuffer) SetLimits(memoryBytes, totalBytes int64) error {
+// SetLimits changes the per-body memory cap, the total memory budget and
+// one client's share of it (bytes; a configuration reload; perClientBytes
+// 0 = totalBytes/PerClientDivisor, at least memoryBytes). Bodies being
+// buffered keep what they reserved. Errors: memoryBytes under 4 KiB,
+// totalBytes under it, or a non-zero perClientBytes outside
+// [memoryBytes, totalBytes].
+func (b *BodyBuffer) SetLimits(memoryBytes, totalBytes, perClientBytes int64) error {
 	if memoryBytes < smallChunk || totalBytes < memoryBytes {
 		return fmt.Errorf("edge: request buffer: need 4KiB ≤ memory (%d) ≤ total (%d)", memoryBytes, totalBytes)
 	}
+	if perClientBytes != 0 && (perClientBytes < memoryBytes || perClientBytes > totalBytes) {
+		return fmt.Errorf("edge: request buffer: need memory (%d) ≤ per-client (%d) ≤ total (%d)", memoryBytes, perClientBytes, totalBytes)
+	}
+	if perClientBytes == 0 {
+		perClientBytes = max(totalBytes/PerClientDivisor, memoryBytes)
+	}
 	b.memBytes.Store(memoryBytes)
-	// One body reserves at most memoryBytes rounded up to whole chunks.
-	b.mem.setTotal(max(totalBytes, (memoryBytes+smallChunk-1)/smallChunk*smallChunk))
+	// One body reserves at most memoryBytes rounded up to whole chunks:
+	// the budget and every client's share take at least one such body.
+	oneBody := (memoryBytes + smallChunk - 1) / smallChunk * smallChunk
+	b.mem.setTotal(max(totalBytes, oneBody))
+	b.mem.setPerKey(max(perClientBytes, oneBody))
 	spool := b.fixedSpool
 	if spool <= 0 {
 		spool = SpoolFactor * totalBytes
@@ -166,22 +207,28 @@ func (b *BodyBuffer) SetLimits(memoryBytes, totalBytes int64) error {
 // InUse returns the bytes reserved now in memory (whole chunks) and on disk.
 func (b *BodyBuffer) InUse() (memory, disk int64) { return b.mem.inUse(), b.disk.inUse() }
 
+// Clients returns the number of client addresses holding buffer memory
+// now: the size of the per-client table, at most TotalBytes/4 KiB.
+func (b *BodyBuffer) Clients() int { return b.mem.holders() }
+
 const spoolPattern = "body-*"
 
 // Fill reads src (a request body, already wrapped in the edge's limits:
 // idle timeout, minimum rate, route cap) to its end and returns it
-// buffered. contentLength is the declared length (-1 unknown). ctx bounds
-// the waits for room. Errors: ErrNotBuffered (nothing was read; stream
-// src instead), ErrBufferFull, src's errors (*BodyTooLargeError,
-// ErrSlowBody, a client that went away), a *BodyTooLargeError for a
-// chunked body larger than the whole spool, or a wrapped spool I/O error.
-// The caller must Close the result.
-func (b *BodyBuffer) Fill(ctx context.Context, src io.Reader, contentLength int64) (*BufferedBody, error) {
+// buffered. client is the resolved client address whose share of the
+// memory budget the body counts against (the zero Addr: no share, only
+// the whole budget). contentLength is the declared length (-1 unknown).
+// ctx bounds the waits for room. Errors: ErrNotBuffered (nothing was read;
+// stream src instead), ErrBufferFull, ErrBufferShareFull, src's errors
+// (*BodyTooLargeError, ErrSlowBody, a client that went away), a
+// *BodyTooLargeError for a chunked body larger than the whole spool, or a
+// wrapped spool I/O error. The caller must Close the result.
+func (b *BodyBuffer) Fill(ctx context.Context, client netip.Addr, src io.Reader, contentLength int64) (*BufferedBody, error) {
 	memCap := b.memBytes.Load()
 	if contentLength > memCap && (b.spoolDir == "" || contentLength > b.disk.limit()) {
 		return nil, ErrNotBuffered
 	}
-	body := &BufferedBody{b: b}
+	body := &BufferedBody{b: b, key: ratelimit.KeyFromAddr(client)}
 	body.chunks = body.inline[:0]
 	var err error
 	if contentLength > memCap {
@@ -191,8 +238,11 @@ func (b *BodyBuffer) Fill(ctx context.Context, src io.Reader, contentLength int6
 	}
 	if err != nil {
 		body.Close()
-		if errors.Is(err, ErrBufferFull) {
+		switch {
+		case errors.Is(err, ErrBufferFull):
 			b.metrics.refuse(errors.Is(err, errSpoolFull))
+		case errors.Is(err, ErrBufferShareFull):
+			b.metrics.refuseShare()
 		}
 		return nil, err
 	}
@@ -223,8 +273,8 @@ func (body *BufferedBody) fillMemory(ctx context.Context, src io.Reader, content
 		if contentLength < 0 && len(body.chunks) == 0 || end-body.size < bigChunk {
 			size = smallChunk
 		}
-		if !b.mem.acquire(ctx, size, b.wait) {
-			return errMemoryFull
+		if r := b.mem.acquire(ctx, body.key, size, b.wait); r != admitted {
+			return r.err(errMemoryFull)
 		}
 		c := getChunk(size)
 		body.chunks = append(body.chunks, c)
@@ -277,7 +327,7 @@ func (body *BufferedBody) spool(ctx context.Context, src io.Reader, first []byte
 	}
 	os.Remove(f.Name()) // the open descriptor keeps it; nothing is left after a crash
 	body.file = f
-	if !b.disk.acquire(ctx, body.size+int64(len(first)), b.wait) {
+	if b.disk.acquire(ctx, body.key, body.size+int64(len(first)), b.wait) != admitted {
 		return body.spoolFull(body.size + int64(len(first)))
 	}
 	body.disk = body.size + int64(len(first))
@@ -297,15 +347,15 @@ func (body *BufferedBody) spool(ctx context.Context, src io.Reader, first []byte
 		body.size += int64(len(first))
 	}
 	cs := b.copySize()
-	if !b.mem.acquire(ctx, cs, b.wait) {
-		return errMemoryFull
+	if r := b.mem.acquire(ctx, body.key, cs, b.wait); r != admitted {
+		return r.err(errMemoryFull)
 	}
 	body.copyBuf = getChunk(cs)
 	body.mem += cs
 	for {
 		n, rerr := src.Read(body.copyBuf)
 		if n > 0 {
-			if !b.disk.acquire(ctx, int64(n), b.wait) {
+			if b.disk.acquire(ctx, body.key, int64(n), b.wait) != admitted {
 				return body.spoolFull(int64(n))
 			}
 			body.disk += int64(n)
@@ -323,7 +373,7 @@ func (body *BufferedBody) spool(ctx context.Context, src io.Reader, first []byte
 	}
 	putChunk(body.copyBuf)
 	body.copyBuf = nil
-	b.mem.release(cs)
+	b.mem.release(body.key, cs)
 	body.mem -= cs
 	return nil
 }
@@ -367,7 +417,8 @@ func readFull(src io.Reader, p []byte) (int, error) {
 // reading when the handler returns) gets http.ErrBodyReadAfterClose,
 // never another request's bytes.
 type BufferedBody struct {
-	b *BodyBuffer
+	b   *BodyBuffer
+	key ratelimit.Key // the client whose share the memory counts against
 
 	mu      sync.Mutex
 	closed  bool
@@ -456,11 +507,11 @@ func (body *BufferedBody) Close() error {
 		putChunk(body.copyBuf) // Read never touches it (or tail) after closed is set
 	}
 	body.copyBuf, body.tail = nil, nil
-	body.b.mem.release(body.mem)
+	body.b.mem.release(body.key, body.mem)
 	body.mem = 0
 	if body.file != nil {
 		body.file.Close()
-		body.b.disk.release(body.disk)
+		body.b.disk.release(body.key, body.disk)
 		body.disk = 0
 	}
 	return nil
@@ -476,88 +527,6 @@ func (body *BufferedBody) releaseChunks() {
 		body.chunks[i] = nil
 	}
 	body.chunks = body.chunks[:0]
-	body.b.mem.release(n)
+	body.b.mem.release(body.key, n)
 	body.mem -= n
-}
-
-// budget is a byte semaphore whose acquirers may wait a bounded time for
-// room.
-type budget struct {
-	mu    sync.Mutex
-	used  int64
-	total int64
-	wake  chan struct{} // closed when room frees; nil while nobody waits
-}
-
-func (g *budget) setTotal(n int64) {
-	g.mu.Lock()
-	g.total = n
-	g.wakeLocked()
-	g.mu.Unlock()
-}
-
-func (g *budget) limit() int64 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.total
-}
-
-func (g *budget) inUse() int64 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.used
-}
-
-// acquire reserves n bytes, waiting up to wait for room; it reports false
-// when there was none (or n exceeds the whole budget, or ctx ended).
-func (g *budget) acquire(ctx context.Context, n int64, wait time.Duration) bool {
-	g.mu.Lock()
-	if g.used+n <= g.total {
-		g.used += n
-		g.mu.Unlock()
-		return true
-	}
-	if n > g.total {
-		g.mu.Unlock()
-		return false
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	for {
-		if g.wake == nil {
-			g.wake = make(chan struct{})
-		}
-		ch := g.wake
-		g.mu.Unlock()
-		select {
-		case <-ch:
-		case <-t.C:
-			return false
-		case <-ctx.Done():
-			return false
-		}
-		g.mu.Lock()
-		if g.used+n <= g.total {
-			g.used += n
-			g.mu.Unlock()
-			return true
-		}
-	}
-}
-
-func (g *budget) release(n int64) {
-	if n == 0 {
-		return
-	}
-	g.mu.Lock()
-	g.used -= n
-	g.wakeLocked()
-	g.mu.Unlock()
-}
-
-func (g *budget) wakeLocked() {
-	if g.wake != nil {
-		close(g.wake)
-		g.wake = nil
-	}
 }

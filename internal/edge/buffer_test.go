@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"testing"
 	"testing/iotest"
@@ -36,6 +37,13 @@ func pattern(n int) []byte {
 	}
 	return p
 }
+
+// Test client addresses (RFC 5737 documentation range).
+var (
+	clientA = netip.MustParseAddr("192.0.2.1")
+	clientB = netip.MustParseAddr("192.0.2.2")
+	clientC = netip.MustParseAddr("192.0.2.3")
+)
 
 func newTestBuffer(t testing.TB, memory, total int64, spool bool, reg prometheus.Registerer) *BodyBuffer {
 	t.Helper()
@@ -108,7 +116,7 @@ func TestBodyBufferFill(t *testing.T) {
 			if tc.declared {
 				cl = int64(tc.size)
 			}
-			body, err := b.Fill(context.Background(), src, cl)
+			body, err := b.Fill(context.Background(), clientA, src, cl)
 			var tl *BodyTooLargeError
 			switch {
 			case tc.wantTooLarge > 0:
@@ -193,7 +201,7 @@ func TestBodyBufferFull(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				held, err := b.Fill(t.Context(), bytes.NewReader(pattern(36<<10)), 36<<10)
+				held, err := b.Fill(t.Context(), clientA, bytes.NewReader(pattern(36<<10)), 36<<10)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -208,7 +216,7 @@ func TestBodyBufferFull(t *testing.T) {
 				done := make(chan result, 1)
 				go func() {
 					start := time.Now()
-					body, err := b.Fill(t.Context(), bytes.NewReader(pattern(40<<10)), 40<<10)
+					body, err := b.Fill(t.Context(), clientB, bytes.NewReader(pattern(40<<10)), 40<<10)
 					done <- result{body, err, time.Since(start)}
 				}()
 				synctest.Wait() // the second body is waiting for room
@@ -245,21 +253,21 @@ func TestBufferMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	b := newTestBuffer(t, 4<<10, 8<<10, true, reg)
 	for _, n := range []int{1000, 100_000} {
-		body, err := b.Fill(context.Background(), bytes.NewReader(pattern(n)), int64(n))
+		body, err := b.Fill(context.Background(), clientA, bytes.NewReader(pattern(n)), int64(n))
 		if err != nil {
 			t.Fatal(err)
 		}
 		body.Close()
 	}
 	// 8 KiB in all: two held 4 KiB bodies fill it, a third is refused.
-	for range 2 {
-		held, err := b.Fill(context.Background(), bytes.NewReader(pattern(4<<10)), 4<<10)
+	for _, c := range []netip.Addr{clientA, clientB} {
+		held, err := b.Fill(context.Background(), c, bytes.NewReader(pattern(4<<10)), 4<<10)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer held.Close()
 	}
-	if _, err := b.Fill(context.Background(), bytes.NewReader(pattern(10)), -1); !errors.Is(err, ErrBufferFull) {
+	if _, err := b.Fill(context.Background(), clientC, bytes.NewReader(pattern(10)), -1); !errors.Is(err, ErrBufferFull) {
 		t.Fatalf("want ErrBufferFull, got %v", err)
 	}
 	tests := []struct {
@@ -315,7 +323,7 @@ func FuzzBufferedBody(f *testing.F) {
 		if declared {
 			cl = int64(len(data))
 		}
-		body, err := b.Fill(context.Background(), iotest.HalfReader(bytes.NewReader(data)), cl)
+		body, err := b.Fill(context.Background(), clientA, iotest.HalfReader(bytes.NewReader(data)), cl)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -357,7 +365,7 @@ func BenchmarkFill(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				rd.Reset(data)
-				body, err := buf.Fill(context.Background(), rd, int64(tc.size))
+				body, err := buf.Fill(context.Background(), clientA, rd, int64(tc.size))
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -55,9 +55,13 @@ type Route struct {
 type RequestLimits struct {
 	// BodyIdleTimeout is the longest pause between body reads (slow POST).
 	BodyIdleTimeout time.Duration
-	// MinBodyRate (bytes/s) is enforced after BodyGrace.
+	// MinBodyRate (bytes/s; 0 = none) is enforced twice, both as
+	// ErrSlowBody (408): on the average since the body began, after
+	// BodyGrace; and over the sliding MinBodyRateWindow, so that a fast
+	// start buys no credit for a trickle after it.
 	MinBodyRate int64
-	BodyGrace   time.Duration
+	// BodyGrace is how long a body may arrive before MinBodyRate applies.
+	BodyGrace time.Duration
 	// WriteIdleTimeout is the longest a single response write may block
 	// (slow read); it is renewed on every write, so streams are not cut
 	// while data flows.
@@ -69,6 +73,20 @@ type RequestLimits struct {
 	// reset budget is then refused (429) on any connection; 0 = not at all.
 	H2ResetPenalty time.Duration
 }
+
+// MinBodyRateWindow is the sliding window of the minimum body rate: once a
+// body has been arriving for this long (and RequestLimits.BodyGrace has
+// passed), the bytes received in the last MinBodyRateWindow must be at
+// least MinBodyRate × MinBodyRateWindow at every read, or the body is cut
+// with ErrSlowBody (408). Without it, a client could send 1 MiB fast and
+// then a byte every few seconds, holding its buffered megabyte for
+// 1 MiB ÷ MinBodyRate (17 minutes at 1 KiB/s); with it, a body stops being
+// held at most MinBodyRateWindow + BodyIdleTimeout after its bytes stop
+// keeping pace. A steady body at or above MinBodyRate is never cut: the
+// window is counted in whole seconds and spans 10 to 11 s. The
+// accounting is a ring of per-second byte counts in the body reader (no
+// allocation per read).
+const MinBodyRateWindow = 10 * time.Second
 
 // Runtime is one configuration generation: everything the handler needs,
 // swapped atomically on reload.
@@ -313,7 +331,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			idle: rt.Limits.BodyIdleTimeout, minRate: rt.Limits.MinBodyRate, grace: rt.Limits.BodyGrace, start: now}
 		r.Body = br
 		if rt.Buffer != nil && !stream {
-			bb, err := h.buffer(rt.Buffer, r, br)
+			bb, err := h.buffer(rt.Buffer, res.Addr, r, br)
 			if err != nil {
 				h.refuseBody(rw, r, fr, site, err)
 				return
@@ -411,9 +429,10 @@ func (h *Handler) logMalformed(mono int64, peer netip.Addr, res clientip.Result)
 // with an exact Content-Length, no Transfer-Encoding (RFC 9112 §6.1: one
 // framing toward the origin, nothing to smuggle), no Expect (the client's
 // 100-continue was answered when its body was read). A body the buffer
-// does not take streams as before: nil, nil.
-func (h *Handler) buffer(buf *BodyBuffer, r *http.Request, br *bodyReader) (*BufferedBody, error) {
-	bb, err := buf.Fill(r.Context(), br, r.ContentLength)
+// does not take streams as before: nil, nil. client is the resolved client
+// address, whose share of the buffer the body counts against.
+func (h *Handler) buffer(buf *BodyBuffer, client netip.Addr, r *http.Request, br *bodyReader) (*BufferedBody, error) {
+	bb, err := buf.Fill(r.Context(), client, br, r.ContentLength)
 	if errors.Is(err, ErrNotBuffered) {
 		return nil, nil
 	}
@@ -434,8 +453,9 @@ func (h *Handler) buffer(buf *BodyBuffer, r *http.Request, br *bodyReader) (*Buf
 }
 
 // refuseBody answers a body the buffer did not take: 413 over its cap,
-// 408 too slow (counted as a slow POST), 503 with Retry-After when the
-// buffer stayed full or could not spool, and a drop when the client went
+// 408 too slow (counted as a slow POST), 429 with Retry-After when the
+// client's share of the buffer stayed full, 503 with Retry-After when the
+// whole buffer stayed full or could not spool, and a drop when the client went
 // away mid-body. Never net/http's implicit empty 200 (case F15).
 func (h *Handler) refuseBody(rw *responseWriter, r *http.Request, fr *filter.Request, site *Site, err error) {
 	if errors.Is(err, ErrSlowBody) && h.events != nil {

@@ -19,10 +19,15 @@ const (
 //   - portcullis_edge_request_buffer_refused_total{store}: bodies answered
 //     503 because that budget stayed full for the whole wait;
 //   - portcullis_edge_request_buffer_in_use_bytes{store}: bytes reserved
-//     now (memory in whole chunks), read at scrape time.
+//     now (memory in whole chunks), read at scrape time;
+//   - portcullis_edge_request_buffer_client_refused_total: bodies answered
+//     429 because their client's share of the memory stayed full;
+//   - portcullis_edge_request_buffer_clients: client addresses holding
+//     buffer memory now (the per-client table's size), read at scrape time.
 type bufferMetrics struct {
-	bytes   [2]prometheus.Counter // memory, disk
-	refused [2]prometheus.Counter
+	bytes        [2]prometheus.Counter // memory, disk
+	refused      [2]prometheus.Counter
+	shareRefused prometheus.Counter
 }
 
 func newBufferMetrics(reg prometheus.Registerer, b *BodyBuffer) (*bufferMetrics, error) {
@@ -37,12 +42,17 @@ func newBufferMetrics(reg prometheus.Registerer, b *BodyBuffer) (*bufferMetrics,
 	inUseDisk := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portcullis_edge_request_buffer_in_use_bytes",
 		Help: inUseHelp, ConstLabels: prometheus.Labels{"store": storeDisk}},
 		func() float64 { _, d := b.InUse(); return float64(d) })
-	for _, c := range []prometheus.Collector{bytes, refused, inUse, inUseDisk} {
+	shareRefused := prometheus.NewCounter(prometheus.CounterOpts{Name: "portcullis_edge_request_buffer_client_refused_total",
+		Help: "Request bodies answered 429 because their client address already held its share of the request buffer's memory."})
+	clients := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portcullis_edge_request_buffer_clients",
+		Help: "Client addresses holding request buffer memory now."},
+		func() float64 { return float64(b.Clients()) })
+	for _, c := range []prometheus.Collector{bytes, refused, inUse, inUseDisk, shareRefused, clients} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("edge: metrics: %w", err)
 		}
 	}
-	m := &bufferMetrics{}
+	m := &bufferMetrics{shareRefused: shareRefused}
 	for i, s := range []string{storeMemory, storeDisk} {
 		m.bytes[i] = bytes.WithLabelValues(s)
 		m.refused[i] = refused.WithLabelValues(s)
@@ -68,5 +78,12 @@ func (m *bufferMetrics) buffered(n int64, disk bool) {
 func (m *bufferMetrics) refuse(disk bool) {
 	if m != nil {
 		m.refused[storeIndex(disk)].Inc()
+	}
+}
+
+// refuseShare counts a body refused for its client's share (nil-safe).
+func (m *bufferMetrics) refuseShare() {
+	if m != nil {
+		m.shareRefused.Inc()
 	}
 }

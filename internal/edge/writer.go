@@ -161,12 +161,19 @@ func isStreaming(h http.Header) bool {
 
 // ErrSlowBody is returned by the body reader when a client sends its body
 // too slowly (slow POST / R.U.D.Y.): a pause longer than the body idle
-// timeout, or an average rate under the minimum after the grace period.
+// timeout, an average rate under the minimum after the grace period, or
+// too few bytes over the last MinBodyRateWindow.
 var ErrSlowBody = errors.New("edge: request body too slow")
+
+// rateSlots is the number of one-second counts in the body reader's ring:
+// the current (partial) second and the MinBodyRateWindow whole seconds
+// before it, so the window summed always spans at least MinBodyRateWindow.
+const rateSlots = int64(MinBodyRateWindow/time.Second) + 1
 
 // bodyReader enforces the body cap, the body idle timeout (through a read
 // deadline renewed before every read, on HTTP/1 and HTTP/2 alike) and the
-// minimum average body rate.
+// minimum body rate, on the average since the body began and over the
+// sliding MinBodyRateWindow.
 type bodyReader struct {
 	rc      io.ReadCloser
 	ctl     *http.ResponseController
@@ -177,6 +184,10 @@ type bodyReader struct {
 	start   time.Time
 	n       int64
 	err     error
+	// win counts the bytes received in each second since start (second s
+	// in win[s % rateSlots]); winSec is the last second counted.
+	win    [rateSlots]int64
+	winSec int64
 }
 
 // BodyTooLargeError is returned when the body exceeds its cap.
@@ -207,11 +218,14 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		return n, b.err
 	}
 	if b.minRate > 0 && err == nil {
-		if el := time.Since(b.start); el > b.grace {
-			if float64(b.n) < float64(b.minRate)*(el-b.grace).Seconds() {
-				b.err = ErrSlowBody
-				return n, b.err
-			}
+		el := time.Since(b.start)
+		if el > b.grace && float64(b.n) < float64(b.minRate)*(el-b.grace).Seconds() {
+			b.err = ErrSlowBody
+			return n, b.err
+		}
+		if b.windowSlow(el, n) {
+			b.err = ErrSlowBody
+			return n, b.err
 		}
 	}
 	if err == io.EOF && b.idle > 0 {
@@ -221,6 +235,31 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 }
 
 func (b *bodyReader) Close() error { return b.rc.Close() }
+
+// windowSlow counts n bytes received el after the body began and reports
+// whether, once the body has been arriving for MinBodyRateWindow (and the
+// grace period has passed), the bytes of the last MinBodyRateWindow (plus
+// the current partial second) fall short of minRate × MinBodyRateWindow.
+func (b *bodyReader) windowSlow(el time.Duration, n int) bool {
+	sec := int64(el / time.Second)
+	if gap := sec - b.winSec; gap > 0 {
+		// Seconds winSec+1 … sec start empty; their slots held seconds
+		// now out of the window.
+		for s := b.winSec + 1 + max(gap-rateSlots, 0); s <= sec; s++ {
+			b.win[s%rateSlots] = 0
+		}
+		b.winSec = sec
+	}
+	b.win[sec%rateSlots] += int64(n)
+	if el < max(MinBodyRateWindow, b.grace) {
+		return false
+	}
+	var sum int64
+	for _, c := range b.win {
+		sum += c
+	}
+	return sum < b.minRate*int64(MinBodyRateWindow/time.Second)
+}
 
 // settled clears the read deadline once the body was read whole without
 // seeing EOF (a declared length met exactly): a deadline left armed would
@@ -235,6 +274,12 @@ func (b *bodyReader) settled() {
 var bufferFullVerdict = filter.Verdict{Action: filter.Shed, RetryAfter: 2 * time.Second, Rule: "request_buffer_full",
 	Reason: "the site is very busy, please retry in a moment", Cause: "request buffer full"}
 
+// bufferShareVerdict answers a body refused because its client already
+// holds its share of the buffer: 429 (the client's own doing, like
+// max_inflight_per_client), not 503 (the site is not busy for others).
+var bufferShareVerdict = filter.Verdict{Action: filter.Throttle, RetryAfter: 2 * time.Second, Rule: "request_buffer_per_client",
+	Reason: "too many uploads in progress from your address, please retry in a moment", Cause: "client's request buffer share full"}
+
 func isTimeoutErr(err error) bool {
 	var te interface{ Timeout() bool }
 	return err != nil && errors.As(err, &te) && te.Timeout()
@@ -242,7 +287,8 @@ func isTimeoutErr(err error) bool {
 
 // ClassifyError maps the edge's own body errors to the verdict the client
 // gets (for proxy.ErrorClassifier): 413 for a body over its cap, 408 for a
-// slow body, 503 with Retry-After when the request buffer is full.
+// slow body, 429 with Retry-After when the client's share of the request
+// buffer is full, 503 with Retry-After when the whole buffer is.
 func ClassifyError(err error) (filter.Verdict, bool) {
 	var tl *BodyTooLargeError
 	switch {
@@ -250,6 +296,8 @@ func ClassifyError(err error) (filter.Verdict, bool) {
 		return filter.Verdict{Action: filter.Block, Status: http.StatusRequestEntityTooLarge, Rule: "max_body_bytes", Reason: "the request body is too large"}, true
 	case errors.Is(err, ErrSlowBody):
 		return filter.Verdict{Action: filter.Drop, Status: http.StatusRequestTimeout, Rule: "min_body_rate", Reason: "the request body arrived too slowly"}, true
+	case errors.Is(err, ErrBufferShareFull):
+		return bufferShareVerdict, true
 	case errors.Is(err, ErrBufferFull):
 		return bufferFullVerdict, true
 	}

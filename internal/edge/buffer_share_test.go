@@ -1,0 +1,244 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// One client's share of the request buffer: a single address holding
+// bodies open cannot take the whole buffer, so every other client's POST
+// is still taken (case F15, slow POST; the per-client table is bounded,
+// F11).
+
+// TestBufferShare holds bodies for one client up to its share and checks
+// what its next body and another client's body get.
+func TestBufferShare(t *testing.T) {
+	const (
+		mem   = 64 << 10
+		total = 256 << 10
+		share = 128 << 10
+		wait  = 250 * time.Millisecond
+	)
+	tests := []struct {
+		name      string
+		perClient int64
+		held      int        // bodies of `mem` bytes clientA holds
+		anon      bool       // the held bodies have no client identity (the zero Addr)
+		next      netip.Addr // who sends the next body
+		releaseA  bool       // one of clientA's bodies ends while the next waits
+
+		wantErr    error
+		wantWaited time.Duration
+	}{
+		{name: "the client over its share waits, then is refused", perClient: share, held: 2, next: clientA, wantErr: ErrBufferShareFull, wantWaited: wait},
+		{name: "another client is taken at once", perClient: share, held: 2, next: clientB},
+		{name: "the client is taken when its own body ends", perClient: share, held: 2, next: clientA, releaseA: true},
+		{name: "under its share the client is taken at once", perClient: share, held: 1, next: clientA},
+		{name: "no client identity: only the whole budget", perClient: share, held: 3, anon: true, next: netip.Addr{}},
+		{name: "IPv4-mapped IPv6 is the same client", perClient: share, held: 2, next: netip.AddrFrom16(clientA.As16()), wantErr: ErrBufferShareFull, wantWaited: wait},
+		{name: "default share (total/8, at least one body) refuses the second body", held: 1, next: clientA, wantErr: ErrBufferShareFull, wantWaited: wait},
+		{name: "share = total: one client fills the buffer, the next is refused as full", perClient: total, held: 4, next: clientB, wantErr: ErrBufferFull, wantWaited: wait},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				reg := prometheus.NewRegistry()
+				b, err := NewBodyBuffer(BufferConfig{MemoryBytes: mem, TotalBytes: total, PerClientBytes: tc.perClient, Wait: wait}, reg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var held []*BufferedBody
+				holder, holders := clientA, 1
+				if tc.anon {
+					holder, holders = netip.Addr{}, 0
+				}
+				for range tc.held {
+					body, err := b.Fill(t.Context(), holder, bytes.NewReader(pattern(mem)), mem)
+					if err != nil {
+						t.Fatalf("held body %d: %v", len(held), err)
+					}
+					held = append(held, body)
+				}
+				if b.Clients() != holders {
+					t.Fatalf("%d clients hold memory, want %d", b.Clients(), holders)
+				}
+				type result struct {
+					body   *BufferedBody
+					err    error
+					waited time.Duration
+				}
+				done := make(chan result, 1)
+				data := pattern(10_000)
+				go func() {
+					start := time.Now()
+					body, err := b.Fill(t.Context(), tc.next, bytes.NewReader(data), -1)
+					done <- result{body, err, time.Since(start)}
+				}()
+				synctest.Wait()
+				if tc.releaseA {
+					held[0].Close()
+				}
+				r := <-done
+				if (tc.wantErr == nil) != (r.err == nil) || !errors.Is(r.err, tc.wantErr) && tc.wantErr != nil {
+					t.Fatalf("next body: %v, want %v", r.err, tc.wantErr)
+				}
+				if r.waited != tc.wantWaited {
+					t.Fatalf("next body waited %s, want %s", r.waited, tc.wantWaited)
+				}
+				wantShareRefused := map[bool]float64{true: 1}[errors.Is(tc.wantErr, ErrBufferShareFull)]
+				if got := value(t, b.metrics.shareRefused); got != wantShareRefused {
+					t.Errorf("client refused counter %v, want %v", got, wantShareRefused)
+				}
+				if r.body != nil {
+					got, _ := io.ReadAll(r.body)
+					if !bytes.Equal(got, data) {
+						t.Fatalf("next body read back %d bytes, sent %d", len(got), len(data))
+					}
+					r.body.Close()
+				}
+				for _, body := range held {
+					body.Close()
+				}
+				if m, d := b.InUse(); m != 0 || d != 0 || b.Clients() != 0 {
+					t.Fatalf("after Close: %d/%d bytes reserved by %d clients", m, d, b.Clients())
+				}
+			})
+		})
+	}
+}
+
+// TestBufferShareHTTP checks the answer to a body over its client's
+// share: 429 with Retry-After, never the origin; another client's body is
+// served byte-exact meanwhile.
+func TestBufferShareHTTP(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b, err := NewBodyBuffer(BufferConfig{MemoryBytes: 64 << 10, TotalBytes: 256 << 10, PerClientBytes: 64 << 10, Wait: 50 * time.Millisecond}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held, err := b.Fill(t.Context(), clientA, bytes.NewReader(pattern(64<<10)), 64<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Close()
+		h := newBodyHandler(t, b)
+		var reached [][]byte
+		rt := *h.Runtime()
+		site := *rt.Default
+		site.Origin = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got, _ := io.ReadAll(r.Body)
+			reached = append(reached, got)
+		})
+		rt.Default, rt.Sites = &site, []*Site{&site}
+		h.Swap(&rt)
+		tests := []struct {
+			name       string
+			client     netip.Addr
+			wantStatus int
+		}{
+			{name: "the client holding its share: 429", client: clientA, wantStatus: http.StatusTooManyRequests},
+			{name: "another client: served", client: clientB, wantStatus: http.StatusOK},
+		}
+		for _, tc := range tests {
+			data := pattern(5000)
+			req := httptest.NewRequest(http.MethodPost, "http://t/form", bytes.NewReader(data))
+			req.RemoteAddr = netip.AddrPortFrom(tc.client, 40000).String()
+			w := httptest.NewRecorder()
+			reached = nil
+			h.ServeHTTP(w, req)
+			if w.Code != tc.wantStatus {
+				t.Fatalf("%s: status %d, want %d", tc.name, w.Code, tc.wantStatus)
+			}
+			if tc.wantStatus != http.StatusOK {
+				if w.Header().Get("Retry-After") == "" || len(reached) != 0 {
+					t.Fatalf("%s: Retry-After %q, origin reached %d times", tc.name, w.Header().Get("Retry-After"), len(reached))
+				}
+				continue
+			}
+			if len(reached) != 1 || !bytes.Equal(reached[0], data) {
+				t.Fatalf("%s: the origin did not get the body byte-exact", tc.name)
+			}
+		}
+	})
+}
+
+// TestBufferShareTableBounded fills the buffer from many addresses (a
+// flood rotating its source) and checks the per-client table never holds
+// more entries than the budget has 4 KiB chunks, and is empty once the
+// bodies end (F11: bounded memory, nothing to sweep).
+func TestBufferShareTableBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const total = 64 << 10
+		b, err := NewBodyBuffer(BufferConfig{MemoryBytes: 4 << 10, TotalBytes: total, Wait: time.Millisecond}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var held []*BufferedBody
+		refused := 0
+		for i := range 1000 {
+			addr := netip.MustParseAddr(fmt.Sprintf("2001:db8::%x", i+1))
+			body, err := b.Fill(context.Background(), addr, bytes.NewReader(pattern(100)), 100)
+			switch {
+			case errors.Is(err, ErrBufferFull):
+				refused++
+			case err != nil:
+				t.Fatal(err)
+			default:
+				held = append(held, body)
+			}
+			if n := b.Clients(); n > total/smallChunk {
+				t.Fatalf("%d clients in the table, want ≤ %d", n, total/smallChunk)
+			}
+		}
+		if len(held) != total/smallChunk || refused != 1000-len(held) {
+			t.Fatalf("held %d bodies, refused %d; want %d held", len(held), refused, total/smallChunk)
+		}
+		for _, body := range held {
+			body.Close()
+		}
+		if b.Clients() != 0 {
+			t.Fatalf("%d clients left in the table after every body ended", b.Clients())
+		}
+	})
+}
+
+// TestBufferSetLimitsShare checks the per-client share's bounds and its
+// default.
+func TestBufferSetLimitsShare(t *testing.T) {
+	tests := []struct {
+		name                  string
+		memory, total, client int64
+		wantErr               bool
+		wantShare             int64
+	}{
+		{name: "default: total/8", memory: 1 << 20, total: 64 << 20, wantShare: 8 << 20},
+		{name: "default never below one body", memory: 1 << 20, total: 4 << 20, wantShare: 1 << 20},
+		{name: "set", memory: 1 << 20, total: 64 << 20, client: 2 << 20, wantShare: 2 << 20},
+		{name: "equal to the total", memory: 1 << 20, total: 64 << 20, client: 64 << 20, wantShare: 64 << 20},
+		{name: "below one body", memory: 1 << 20, total: 64 << 20, client: 512 << 10, wantErr: true},
+		{name: "above the total", memory: 1 << 20, total: 64 << 20, client: 65 << 20, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newTestBuffer(t, 4<<10, 4<<10, false, nil)
+			err := b.SetLimits(tc.memory, tc.total, tc.client)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("SetLimits: %v, want error %v", err, tc.wantErr)
+			}
+			if err == nil && b.mem.perKey != tc.wantShare {
+				t.Fatalf("share %d, want %d", b.mem.perKey, tc.wantShare)
+			}
+		})
+	}
+}
