@@ -108,9 +108,14 @@ func fmtDay(t time.Time) string { return t.UTC().Format("Monday 2 January 2006")
 // humanDur says a duration in words, rounded for people ("1.5 seconds",
 // "about 12 minutes", "2 hours 5 minutes").
 func humanDur(d time.Duration) string {
+	if d < time.Second {
+		// Rounded as engDur rounds, so that the summary and the timeline
+		// table say the same number (249.6 ms is "250" in both).
+		d = d.Round(time.Millisecond)
+	}
 	switch {
 	case d < time.Second:
-		return fmt.Sprintf("%d milliseconds", d.Milliseconds())
+		return plural(int(d.Milliseconds()), "millisecond")
 	case d < time.Minute:
 		s := strconv.FormatFloat(d.Seconds(), 'f', 1, 64)
 		s = strings.TrimSuffix(s, ".0")

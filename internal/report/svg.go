@@ -448,7 +448,7 @@ func barChart(title string, rows []share, limit int) string {
 			lbl = string([]rune(lbl)[:35]) + "…"
 		}
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text><rect x="%d" y="%d" width="%.1f" height="%d" fill="#1565c0"/><text x="%.1f" y="%d">%s</text>`,
-			labelW, yy+14, html.EscapeString(lbl), barX, yy+3, w, barRowHeight-6, float64(barX)+w+4, yy+14, pct(r.Share))
+			labelW, yy+14, html.EscapeString(lbl), barX, yy+3, w, barRowHeight-6, float64(barX)+w+4, yy+14, html.EscapeString(pct(r.Share)))
 	}
 	b.WriteString(`</svg>`)
 	return b.String()
