@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os/exec"
 	"strconv"
@@ -226,7 +227,9 @@ func TestRequestBuffering(t *testing.T) {
 
 	t.Run("buffer full: 503 with Retry-After, then served", func(t *testing.T) {
 		// Two bodies of 64 KiB, each stalled 1 KiB short, reserve the whole
-		// 128 KiB: they wait at the edge, not at the origin.
+		// 128 KiB: they wait at the edge, not at the origin. They come from
+		// two addresses: one address may hold only its share (64 KiB here,
+		// TestRequestBufferPerClientShare).
 		const holdLen = 64 << 10
 		type held struct {
 			c    io.ReadWriter
@@ -235,7 +238,7 @@ func TestRequestBuffering(t *testing.T) {
 		var holders []held
 		for i := range 2 {
 			data, _ := payload(100+i, holdLen)
-			c := dialFrom(t, "127.0.0.4", s.Addr)
+			c := dialFrom(t, fmt.Sprintf("127.0.0.%d", 4+i), s.Addr)
 			fmt.Fprintf(c, "POST /hold HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n", holdLen)
 			c.Write(data[:holdLen-1024])
 			holders = append(holders, held{c, data})
@@ -392,4 +395,164 @@ func TestF15_SlowPostHeldAtTheEdge(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestRequestBufferPerClientShare is the reviewer's hole through the real
+// shield (case F15, slow POST): one address opens bodies that stall just
+// short of their end and so stay in the request buffer. With a per-client
+// share it holds its share and no more (its further bodies get 429 with
+// Retry-After) while another client's POSTs of every framing keep
+// arriving byte-exact; the control row, whose share is the whole buffer,
+// shows the same attacker filling it and the other client refused 503.
+func TestRequestBufferPerClientShare(t *testing.T) {
+	const (
+		bodyCap = 64 << 10
+		total   = 256 << 10
+		holdLen = bodyCap // each stalled body reserves a whole 64 KiB
+	)
+	tests := []struct {
+		name      string
+		perClient int64
+		attempts  int // stalled bodies the attacker opens, one after another
+
+		wantHeld    int // of them held in the buffer
+		wantOther   int // the other client's status while they are held
+		wantRefused int // attacker bodies answered 429
+	}{
+		{name: "share of 128 KiB: the attacker holds two bodies, others are served", perClient: 128 << 10, attempts: 4,
+			wantHeld: 2, wantOther: http.StatusOK, wantRefused: 2},
+		{name: "control: share = whole buffer: the attacker fills it, others get 503", perClient: total, attempts: 4,
+			wantHeld: 4, wantOther: http.StatusServiceUnavailable},
+	}
+	for ti, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOrigin(t)
+			bo := newBodyOrigin(o, "/form", "/hold")
+			s := startShield(t, o, func(c *config.Config) {
+				c.Limits.RequestBufferBytes = bodyCap
+				c.Limits.RequestBufferTotalBytes = total
+				c.Limits.RequestBufferPerClientBytes = config.ByteSize(tc.perClient)
+			})
+			inUse := func() float64 {
+				return s.gauge(t, "portcullis_edge_request_buffer_in_use_bytes", map[string]string{"store": "memory"})
+			}
+			// waitInUse polls the memory gauge until it reaches want (the
+			// shield has read what was sent) or 5 s pass.
+			waitInUse := func(want float64) {
+				deadline := time.Now().Add(5 * time.Second)
+				tk := time.NewTicker(5 * time.Millisecond)
+				defer tk.Stop()
+				for inUse() < want && time.Now().Before(deadline) {
+					<-tk.C
+				}
+			}
+
+			// The attacker (127.0.0.4): bodies sent fast up to their last
+			// KiB, then stalled (as a trickle under the idle timeout would).
+			type held struct {
+				c    net.Conn
+				data []byte
+			}
+			var holders []held
+			refused := 0
+			for i := range tc.attempts {
+				data, _ := payload(1000*ti+i, holdLen)
+				c := dialFrom(t, "127.0.0.4", s.Addr)
+				fmt.Fprintf(c, "POST /hold HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n", holdLen)
+				c.Write(data[:holdLen-1024])
+				if len(holders) < tc.wantHeld {
+					waitInUse(float64((len(holders) + 1) * holdLen))
+					holders = append(holders, held{c, data})
+					continue
+				}
+				// Over its share: answered at once (after the buffer's
+				// short wait), without waiting for the rest of the body.
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					t.Fatalf("attacker body %d: %v", i, err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+					t.Fatalf("attacker body %d over its share: status %d Retry-After %q, want 429 with Retry-After", i, resp.StatusCode, resp.Header.Get("Retry-After"))
+				}
+				refused++
+			}
+			if got := inUse(); got != float64(tc.wantHeld*holdLen) {
+				t.Fatalf("buffer holds %v bytes, want the attacker's %d bodies (%d)", got, tc.wantHeld, tc.wantHeld*holdLen)
+			}
+			if refused != tc.wantRefused {
+				t.Fatalf("%d attacker bodies refused, want %d", refused, tc.wantRefused)
+			}
+
+			// Another client, while the attacker's bodies are held.
+			h1 := clientFrom(t, "127.0.0.2")
+			h2 := h2cClientFrom(t, "127.0.0.3")
+			others := []struct {
+				size    int
+				chunked bool
+				h2      bool
+			}{{10 << 10, false, false}, {bodyCap, false, false}, {20 << 10, true, false}, {300 << 10, true, false}, {500 << 10, false, true}, {30 << 10, true, true}}
+			for i, oc := range others {
+				data, sum := payload(1000*ti+100+i, oc.size)
+				var body io.Reader = bytes.NewReader(data)
+				if oc.chunked {
+					body = onlyReader{bytes.NewReader(data)}
+				}
+				c := h1
+				if oc.h2 {
+					c = h2
+				}
+				r := hDo(c, http.MethodPost, s.URL+"/form", nil, body)
+				if r.Err != nil || r.Status != tc.wantOther {
+					t.Fatalf("other client's POST %d (%d bytes, chunked %v, h2 %v): status %d (%v), want %d", i, oc.size, oc.chunked, oc.h2, r.Status, r.Err, tc.wantOther)
+				}
+				seen, ok := bo.bySum(sum)
+				if tc.wantOther != http.StatusOK {
+					if ok {
+						t.Fatal("a refused body reached the origin")
+					}
+					break // one refusal shows the hole
+				}
+				if !ok || seen.Len != int64(oc.size) || r.Body != sum || len(seen.TransferEncoding) != 0 {
+					t.Fatalf("other client's POST %d: origin got %d bytes (found %v, Transfer-Encoding %q), want %d byte-exact", i, seen.Len, ok, seen.TransferEncoding, oc.size)
+				}
+			}
+
+			share := s.counter(t, "portcullis_edge_request_buffer_client_refused_total", nil)
+			full := s.counter(t, "portcullis_edge_request_buffer_refused_total", map[string]string{"store": "memory"})
+			if want := float64(tc.wantRefused); share != want {
+				t.Errorf("client refused counter %v, want %v", share, want)
+			}
+			if wantFull := tc.wantOther != http.StatusOK; (full > 0) != wantFull {
+				t.Errorf("buffer-full refused counter %v, want > 0: %v", full, wantFull)
+			}
+
+			// The attacker's held bodies were never cut: they finish and
+			// are served, and the buffer empties.
+			for _, h := range holders {
+				h.c.Write(h.data[holdLen-1024:])
+				h.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				resp, err := http.ReadResponse(bufio.NewReader(h.c), nil)
+				if err != nil || resp.StatusCode != 200 {
+					t.Fatalf("held body: %v %v", resp, err)
+				}
+				resp.Body.Close()
+			}
+			if n := bo.count("/hold"); n != tc.wantHeld {
+				t.Errorf("origin got %d held bodies, want %d", n, tc.wantHeld)
+			}
+			waitEmpty := time.Now().Add(5 * time.Second)
+			for inUse() != 0 && time.Now().Before(waitEmpty) {
+				tk := time.NewTimer(5 * time.Millisecond)
+				<-tk.C
+			}
+			if m := inUse(); m != 0 {
+				t.Errorf("%v bytes of buffer still reserved after every request ended", m)
+			}
+			if c := s.gauge(t, "portcullis_edge_request_buffer_clients", nil); c != 0 {
+				t.Errorf("%v clients still in the per-client table", c)
+			}
+		})
+	}
 }

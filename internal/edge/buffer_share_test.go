@@ -119,8 +119,9 @@ func TestBufferShare(t *testing.T) {
 }
 
 // TestBufferShareHTTP checks the answer to a body over its client's
-// share: 429 with Retry-After, never the origin; another client's body is
-// served byte-exact meanwhile.
+// share: 429 with Retry-After and Connection: close (the rest of its body
+// is not read first), never the origin; another client's body is served
+// byte-exact meanwhile.
 func TestBufferShareHTTP(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b, err := NewBodyBuffer(BufferConfig{MemoryBytes: 64 << 10, TotalBytes: 256 << 10, PerClientBytes: 64 << 10, Wait: 50 * time.Millisecond}, nil)
@@ -163,6 +164,10 @@ func TestBufferShareHTTP(t *testing.T) {
 			if tc.wantStatus != http.StatusOK {
 				if w.Header().Get("Retry-After") == "" || len(reached) != 0 {
 					t.Fatalf("%s: Retry-After %q, origin reached %d times", tc.name, w.Header().Get("Retry-After"), len(reached))
+				}
+				// The unread rest of the body is not waited for.
+				if c := w.Header().Get("Connection"); c != "close" {
+					t.Fatalf("%s: Connection %q, want close", tc.name, c)
 				}
 				continue
 			}

@@ -471,6 +471,14 @@ func (h *Handler) refuseBody(rw *responseWriter, r *http.Request, fr *filter.Req
 	default:
 		v = filter.Verdict{Action: filter.Drop, Rule: "request_body", Reason: "the request body was incomplete", Cause: "client body read failed"}
 	}
+	if r.ProtoMajor == 1 {
+		// The rest of the body may still be on the wire: close the
+		// connection after the answer rather than let net/http read the
+		// rest first, which a stalled client would make wait for ever (the
+		// server has no ReadTimeout) — holding the answer and the
+		// connection.
+		rw.Header().Set("Connection", "close")
+	}
 	rw.verdict = v.Action
 	site.Chain.Write(rw, r, fr, v)
 }
