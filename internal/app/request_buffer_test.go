@@ -120,6 +120,46 @@ type onlyReader struct{ r io.Reader }
 
 func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 
+// postPayload POSTs n bytes of payload(seed) to url, over h2 when useH2
+// (else h1), with the length withheld from the client library when
+// chunked; it returns the result and the payload's checksum.
+func postPayload(h1, h2 *http.Client, url string, seed, n int, chunked, useH2 bool) (hResult, string) {
+	data, sum := payload(seed, n)
+	var body io.Reader = bytes.NewReader(data)
+	if chunked {
+		body = onlyReader{bytes.NewReader(data)}
+	}
+	c := h1
+	if useH2 {
+		c = h2
+	}
+	return hDo(c, http.MethodPost, url, nil, body), sum
+}
+
+// stallBody opens an HTTP/1.1 POST of data from src with its exact
+// Content-Length and sends all of it but the last KiB: the edge buffers
+// it and waits for the rest, which finishStalled sends.
+func stallBody(t *testing.T, src, addr, path string, data []byte) net.Conn {
+	t.Helper()
+	c := dialFrom(t, src, addr)
+	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n", path, len(data))
+	c.Write(data[:len(data)-1024])
+	return c
+}
+
+// finishStalled sends the rest of a stallBody body and checks it is
+// answered 200.
+func finishStalled(t *testing.T, c net.Conn, data []byte) {
+	t.Helper()
+	c.Write(data[len(data)-1024:])
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("held body: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
 // gauge returns the value of a gauge metric with the given labels.
 func (s *testShield) gauge(t *testing.T, name string, labels map[string]string) float64 {
 	t.Helper()
@@ -184,16 +224,7 @@ func TestRequestBuffering(t *testing.T) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			data, sum := payload(i, tc.size)
-			var body io.Reader = bytes.NewReader(data)
-			if tc.chunked {
-				body = onlyReader{bytes.NewReader(data)}
-			}
-			c := h1
-			if tc.h2 {
-				c = h2
-			}
-			r := hDo(c, http.MethodPost, s.URL+tc.path, nil, body)
+			r, sum := postPayload(h1, h2, s.URL+tc.path, i, tc.size, tc.chunked, tc.h2)
 			if r.Err != nil || r.Status != tc.wantStatus {
 				t.Fatalf("status %d (%v), want %d; body %.200q", r.Status, r.Err, tc.wantStatus, r.Body)
 			}
@@ -232,15 +263,13 @@ func TestRequestBuffering(t *testing.T) {
 		// TestRequestBufferPerClientShare).
 		const holdLen = 64 << 10
 		type held struct {
-			c    io.ReadWriter
+			c    net.Conn
 			data []byte
 		}
 		var holders []held
 		for i := range 2 {
 			data, _ := payload(100+i, holdLen)
-			c := dialFrom(t, fmt.Sprintf("127.0.0.%d", 4+i), s.Addr)
-			fmt.Fprintf(c, "POST /hold HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n", holdLen)
-			c.Write(data[:holdLen-1024])
+			c := stallBody(t, fmt.Sprintf("127.0.0.%d", 4+i), s.Addr, "/hold", data)
 			holders = append(holders, held{c, data})
 		}
 		full := time.Now().Add(5 * time.Second)
@@ -265,12 +294,7 @@ func TestRequestBuffering(t *testing.T) {
 		}
 		// The holders finish: served, and the buffer empties.
 		for _, h := range holders {
-			h.c.Write(h.data[holdLen-1024:])
-			resp, err := http.ReadResponse(bufio.NewReader(h.c), nil)
-			if err != nil || resp.StatusCode != 200 {
-				t.Fatalf("held body: %v %v", resp, err)
-			}
-			resp.Body.Close()
+			finishStalled(t, h.c, h.data)
 		}
 		if r := hDo(h1, http.MethodPost, s.URL+"/form", nil, bytes.NewReader(data)); r.Status != 200 || r.Body != sum {
 			t.Fatalf("retry after the buffer emptied: status %d (%v)", r.Status, r.Err)
@@ -436,13 +460,13 @@ func TestRequestBufferPerClientShare(t *testing.T) {
 			inUse := func() float64 {
 				return s.gauge(t, "portcullis_edge_request_buffer_in_use_bytes", map[string]string{"store": "memory"})
 			}
-			// waitInUse polls the memory gauge until it reaches want (the
-			// shield has read what was sent) or 5 s pass.
-			waitInUse := func(want float64) {
+			// waitFor polls until done (the shield has read what was sent,
+			// or released it) or 5 s pass.
+			waitFor := func(done func() bool) {
 				deadline := time.Now().Add(5 * time.Second)
 				tk := time.NewTicker(5 * time.Millisecond)
 				defer tk.Stop()
-				for inUse() < want && time.Now().Before(deadline) {
+				for !done() && time.Now().Before(deadline) {
 					<-tk.C
 				}
 			}
@@ -457,11 +481,10 @@ func TestRequestBufferPerClientShare(t *testing.T) {
 			refused := 0
 			for i := range tc.attempts {
 				data, _ := payload(1000*ti+i, holdLen)
-				c := dialFrom(t, "127.0.0.4", s.Addr)
-				fmt.Fprintf(c, "POST /hold HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n", holdLen)
-				c.Write(data[:holdLen-1024])
+				c := stallBody(t, "127.0.0.4", s.Addr, "/hold", data)
 				if len(holders) < tc.wantHeld {
-					waitInUse(float64((len(holders) + 1) * holdLen))
+					want := float64((len(holders) + 1) * holdLen)
+					waitFor(func() bool { return inUse() >= want })
 					holders = append(holders, held{c, data})
 					continue
 				}
@@ -494,16 +517,7 @@ func TestRequestBufferPerClientShare(t *testing.T) {
 				h2      bool
 			}{{10 << 10, false, false}, {bodyCap, false, false}, {20 << 10, true, false}, {300 << 10, true, false}, {500 << 10, false, true}, {30 << 10, true, true}}
 			for i, oc := range others {
-				data, sum := payload(1000*ti+100+i, oc.size)
-				var body io.Reader = bytes.NewReader(data)
-				if oc.chunked {
-					body = onlyReader{bytes.NewReader(data)}
-				}
-				c := h1
-				if oc.h2 {
-					c = h2
-				}
-				r := hDo(c, http.MethodPost, s.URL+"/form", nil, body)
+				r, sum := postPayload(h1, h2, s.URL+"/form", 1000*ti+100+i, oc.size, oc.chunked, oc.h2)
 				if r.Err != nil || r.Status != tc.wantOther {
 					t.Fatalf("other client's POST %d (%d bytes, chunked %v, h2 %v): status %d (%v), want %d", i, oc.size, oc.chunked, oc.h2, r.Status, r.Err, tc.wantOther)
 				}
@@ -531,22 +545,12 @@ func TestRequestBufferPerClientShare(t *testing.T) {
 			// The attacker's held bodies were never cut: they finish and
 			// are served, and the buffer empties.
 			for _, h := range holders {
-				h.c.Write(h.data[holdLen-1024:])
-				h.c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				resp, err := http.ReadResponse(bufio.NewReader(h.c), nil)
-				if err != nil || resp.StatusCode != 200 {
-					t.Fatalf("held body: %v %v", resp, err)
-				}
-				resp.Body.Close()
+				finishStalled(t, h.c, h.data)
 			}
 			if n := bo.count("/hold"); n != tc.wantHeld {
 				t.Errorf("origin got %d held bodies, want %d", n, tc.wantHeld)
 			}
-			waitEmpty := time.Now().Add(5 * time.Second)
-			for inUse() != 0 && time.Now().Before(waitEmpty) {
-				tk := time.NewTimer(5 * time.Millisecond)
-				<-tk.C
-			}
+			waitFor(func() bool { return inUse() == 0 })
 			if m := inUse(); m != 0 {
 				t.Errorf("%v bytes of buffer still reserved after every request ended", m)
 			}
