@@ -270,6 +270,7 @@ func (c *Controller) UnderAttack(now time.Time, who string, site int, on bool, t
 	for _, id := range ids {
 		if old, ok := c.set.Get(id); ok {
 			old.Reason = "under-attack mode switched off by operator " + who
+			old.Origin = OriginOperator + who // the removal is the operator's act
 			changes = append(changes, Change{Kind: ChangeRemove, Decision: old, From: old.Action})
 		}
 	}
