@@ -2,6 +2,7 @@ package mitigate
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -87,6 +88,9 @@ func TestOperator(t *testing.T) {
 				}
 				if err := h.c.UnderAttack(t0.Add(time.Second), "alice", 0, false, 0); err != nil {
 					return err
+				}
+				if ev := h.events[len(h.events)-1]; !strings.Contains(ev.Message, "operator:alice") {
+					return fmt.Errorf("the removal is not the operator's: %q", ev.Message)
 				}
 				h.run(time.Second, 10*time.Second, flood)
 				return nil
