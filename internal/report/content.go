@@ -335,7 +335,7 @@ func affected(fx *facts) section {
 	}
 	var rows [][2]string
 	if fx.Requests > 0 || fx.PeakRPS > 0 {
-		rows = append(rows, [2]string{"Peak request rate", fmtRate(fx.PeakRPS) + " requests/s"}, [2]string{"Requests during the incident", fmtInt(fx.Requests)})
+		rows = append(rows, [2]string{"Peak request rate (detector, sliding window; the chart counts clock seconds)", fmtRate(fx.PeakRPS) + " requests/s"}, [2]string{"Requests during the incident", fmtInt(fx.Requests)})
 	}
 	if fx.Packets > 0 || fx.PeakPPS > 0 {
 		rows = append(rows, [2]string{"Peak packet rate", fmtRate(fx.PeakPPS) + " packets/s"}, [2]string{"Peak bandwidth", fmtBits(fx.PeakBPS)}, [2]string{"Packets during the incident", fmtInt(fx.Packets)})
