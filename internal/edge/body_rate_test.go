@@ -265,6 +265,32 @@ func TestSlowBodyThroughHandler(t *testing.T) {
 	}
 }
 
+// TestBodyReaderReadAllocatesNothing checks that a body read costs no
+// allocation, with the minimum rate (average and sliding window) on or off.
+func TestBodyReaderReadAllocatesNothing(t *testing.T) {
+	tests := []struct {
+		name    string
+		minRate int64
+	}{{name: "minimum rate off", minRate: 0}, {name: "minimum rate on", minRate: 1}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data := pattern(4 << 10)
+			p := make([]byte, len(data))
+			rd := bytes.NewReader(data)
+			br := &bodyReader{rc: io.NopCloser(rd), limit: 1 << 62, minRate: tc.minRate, start: time.Now()}
+			allocs := testing.AllocsPerRun(100, func() {
+				rd.Reset(data)
+				if _, err := br.Read(p); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs != 0 {
+				t.Fatalf("a body read allocates %v times", allocs)
+			}
+		})
+	}
+}
+
 // BenchmarkBodyReaderRead is the cost of one body read with the minimum
 // rate on (the average and the sliding window): 32 KiB reads from memory.
 func BenchmarkBodyReaderRead(b *testing.B) {
