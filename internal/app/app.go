@@ -330,6 +330,7 @@ func (a *App) Reload(ctx context.Context) error {
 			// limits belong to the listeners.
 			nl, ol := cfg.Limits, old.cfg.Limits
 			nl.RequestBufferBytes, nl.RequestBufferTotalBytes = ol.RequestBufferBytes, ol.RequestBufferTotalBytes
+			nl.RequestBufferPerClientBytes = ol.RequestBufferPerClientBytes
 			if len(cfg.Listeners) != len(old.cfg.Listeners) || cfg.Admin.Address != old.cfg.Admin.Address || nl != ol {
 				a.log.Warn("listener, admin or connection-limit changes take effect at the next restart")
 			}
