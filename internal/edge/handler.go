@@ -290,6 +290,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v := site.Chain.Decide(fr)
 	if v.Terminal() && v.Action != filter.Bypass {
 		rw.verdict = v.Action
+		closeIfBodyUnread(rw, r)
 		site.Chain.Write(rw, r, fr, v)
 		return
 	}
@@ -298,6 +299,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			v := filter.Verdict{Action: filter.Throttle, RetryAfter: d, Rule: "h2_reset_budget",
 				Reason: "too many cancelled requests from your address, retry later", Cause: "HTTP/2 rapid reset"}
 			rw.verdict = v.Action
+			closeIfBodyUnread(rw, r)
 			site.Chain.Write(rw, r, fr, v)
 			return
 		}
@@ -312,6 +314,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !rt.Inflight.Acquire(k) {
 			v := filter.Verdict{Action: filter.Throttle, RetryAfter: time.Second, Rule: "max_inflight_per_client", Reason: "too many concurrent requests from your address"}
 			rw.verdict = v.Action
+			closeIfBodyUnread(rw, r)
 			site.Chain.Write(rw, r, fr, v)
 			return
 		}
@@ -324,6 +327,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > limit {
 			v := filter.Verdict{Action: filter.Block, Status: http.StatusRequestEntityTooLarge, Rule: "max_body_bytes", Reason: "the request body is too large"}
 			rw.verdict = v.Action
+			closeIfBodyUnread(rw, r)
 			site.Chain.Write(rw, r, fr, v)
 			return
 		}
@@ -369,6 +373,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if br != nil && br.err != nil && !rw.wroteHeader {
 		if v, ok := ClassifyError(br.err); ok {
 			rw.verdict = v.Action
+			closeIfBodyUnread(rw, r)
 			site.Chain.Write(rw, r, fr, v)
 			return
 		}
@@ -450,6 +455,17 @@ func (h *Handler) buffer(buf *BodyBuffer, client netip.Addr, r *http.Request, br
 		}
 	}
 	return bb, nil
+}
+
+// closeIfBodyUnread marks a refusal of an HTTP/1 request whose body has
+// not been read to close its connection after the answer: otherwise
+// net/http reads up to 256 KiB of the unread body before it writes the
+// answer, which a client that stalls its body makes wait for ever (the
+// server has no ReadTimeout), holding the answer and the connection.
+func closeIfBodyUnread(rw *responseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		rw.Header().Set("Connection", "close")
+	}
 }
 
 // refuseBody answers a body the buffer did not take: 413 over its cap,
