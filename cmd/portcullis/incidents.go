@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -40,10 +38,7 @@ open) plus the packet-level figures. Give an id to "portcullis report".`,
   portcullis incidents --site members --json | jq '.[0].id'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := os.Stat(filepath.Join(dataDir, incident.DBFile)); err != nil {
-				return fmt.Errorf("incidents: no incident store in %s (run serve or replay with --data-dir): %w", dataDir, err)
-			}
-			store, err := incident.Open(dataDir)
+			store, err := openExistingStore("incidents", dataDir)
 			if err != nil {
 				return err
 			}

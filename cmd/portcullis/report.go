@@ -70,10 +70,7 @@ report) and again when it has ended: the STIX ids stay the same, only
 			if err != nil {
 				return err
 			}
-			if _, err := os.Stat(filepath.Join(dataDir, incident.DBFile)); err != nil {
-				return fmt.Errorf("report: no incident store in %s (run serve or replay with --data-dir): %w", dataDir, err)
-			}
-			store, err := incident.Open(dataDir)
+			store, err := openExistingStore("report", dataDir)
 			if err != nil {
 				return err
 			}
@@ -122,6 +119,16 @@ report) and again when it has ended: the STIX ids stay the same, only
 	fl.StringVar(&r.Phone, "phone", "", "contact telephone number")
 	fl.StringArrayVar(&r.Notified, "notified", nil, "who else has been told (repeatable)")
 	return c
+}
+
+// openExistingStore opens the incident store in dataDir for the read-only
+// verbs (report, incidents) without creating one where none is (a mistyped
+// --data-dir is an error, not a new empty store); errors carry verb as prefix.
+func openExistingStore(verb, dataDir string) (*incident.Store, error) {
+	if _, err := os.Stat(filepath.Join(dataDir, incident.DBFile)); err != nil {
+		return nil, fmt.Errorf("%s: no incident store in %s (run serve or replay with --data-dir): %w", verb, dataDir, err)
+	}
+	return incident.Open(dataDir)
 }
 
 // parseShare parses "1%", "0.5%" or "0.01" as a share in (0, 1].
