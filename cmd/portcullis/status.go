@@ -42,13 +42,13 @@ func writeStatus(w io.Writer, b []byte) error {
 			fmt.Fprintf(w, "  incident %s\n", s.Incident)
 		}
 		if len(s.Decisions) > 0 {
-			fmt.Fprintf(w, "  decisions: %s\n", countsLine(s.Decisions))
+			fmt.Fprintf(w, "  decisions: %s\n", pairsLine(s.Decisions, "%s %d"))
 		}
 		if len(s.Requests) > 0 {
-			fmt.Fprintf(w, "  requests since start: %s\n", countsLine(s.Requests))
+			fmt.Fprintf(w, "  requests since start: %s\n", pairsLine(s.Requests, "%s %d"))
 		}
 		if len(s.Scores) > 0 {
-			fmt.Fprintf(w, "  detector scores (≥1 fires): %s\n", scoresLine(s.Scores))
+			fmt.Fprintf(w, "  detector scores (≥1 fires): %s\n", pairsLine(s.Scores, "%s %.2f"))
 		}
 		if len(s.Origins) > 0 {
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -75,19 +75,12 @@ func orNone(s string) string {
 	return s
 }
 
-// countsLine renders a name → count map as "a 3, b 2" in name order.
-func countsLine[V int | uint64](m map[string]V) string {
+// pairsLine renders a name → value map as "a 3, b 2" in name order, each
+// pair formatted by format (a %s for the name, a verb for the value).
+func pairsLine[V any](m map[string]V, format string) string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
-	}
-	return strings.Join(parts, ", ")
-}
-
-func scoresLine(m map[string]float64) string {
-	var parts []string
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		parts = append(parts, fmt.Sprintf("%s %.2f", k, m[k]))
+		parts = append(parts, fmt.Sprintf(format, k, m[k]))
 	}
 	return strings.Join(parts, ", ")
 }
