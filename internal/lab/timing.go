@@ -58,17 +58,14 @@ func botSentSeries(r *Record, use func(AttackOutcome) bool) []float64 {
 }
 
 // activeIntervals returns the [from, to) intervals a vector sends in:
-// [start, start+d), cut into On/Off pulses when p is set.
+// [start, start+d), cut into On/Off pulses when p is set (Pulse.Bursts).
 func activeIntervals(start, d time.Duration, p *attack.Pulse) [][2]time.Duration {
-	end := start + d
-	if p == nil || p.On <= 0 || p.Off <= 0 {
-		return [][2]time.Duration{{start, end}}
+	ivs := p.Bursts(d)
+	for i := range ivs {
+		ivs[i][0] += start
+		ivs[i][1] += start
 	}
-	var out [][2]time.Duration
-	for t := start; t < end; t += p.On + p.Off {
-		out = append(out, [2]time.Duration{t, min(t+p.On, end)})
-	}
-	return out
+	return ivs
 }
 
 // timeToMitigate combines the flood criterion (floodMitigated) and the

@@ -138,6 +138,21 @@ type Pulse struct {
 	Off time.Duration `yaml:"off"`
 }
 
+// Bursts returns the [from, to) intervals in which a vector of duration d
+// sends, as offsets from its start (after Spec.Start): one interval [0, d)
+// for a nil p (or one whose On or Off is not positive, which Validate
+// refuses), else a burst of On every On+Off, the last cut at d.
+func (p *Pulse) Bursts(d time.Duration) [][2]time.Duration {
+	if p == nil || p.On <= 0 || p.Off <= 0 {
+		return [][2]time.Duration{{0, d}}
+	}
+	var out [][2]time.Duration
+	for at := time.Duration(0); at < d; at += p.On + p.Off {
+		out = append(out, [2]time.Duration{at, min(at+p.On, d)})
+	}
+	return out
+}
+
 // Result is what a driver saw from the client side.
 type Result struct {
 	// Sent counts requests (or connections for slow_* kinds) attempted.
@@ -207,13 +222,13 @@ func Run(ctx context.Context, t Target, spec Spec, sources []netip.Addr) (Result
 	}
 	var total Result
 	begin := time.Now()
-	for _, w := range windows(s.Duration, s.Pulse) {
-		if !sleepCtx(ctx, time.Until(begin.Add(w.from))) {
+	for _, w := range s.Pulse.Bursts(s.Duration) {
+		if !sleepCtx(ctx, time.Until(begin.Add(w[0]))) {
 			break
 		}
 		// A burst that starts late (the previous one's in-flight grace)
 		// still ends on schedule.
-		d := time.Until(begin.Add(w.from + w.length))
+		d := time.Until(begin.Add(w[1]))
 		if d <= 0 {
 			continue
 		}
@@ -288,24 +303,6 @@ func markerFor(kind string) string {
 		return ClassCrowd
 	}
 	return ClassBot
-}
-
-// window is one burst: it starts at from (measured from the end of the start
-// delay) and lasts length.
-type window struct {
-	from, length time.Duration
-}
-
-// windows splits d into bursts per p (nil: one window of d).
-func windows(d time.Duration, p *Pulse) []window {
-	if p == nil {
-		return []window{{0, d}}
-	}
-	var ws []window
-	for at := time.Duration(0); at < d; at += p.On + p.Off {
-		ws = append(ws, window{at, min(p.On, d-at)})
-	}
-	return ws
 }
 
 // sleepCtx waits d or until ctx ends; it reports whether d passed.

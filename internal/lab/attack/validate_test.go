@@ -3,6 +3,7 @@ package attack
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,29 +102,26 @@ func TestSpecDefaults(t *testing.T) {
 	}
 }
 
-func TestWindows(t *testing.T) {
+func TestPulseBursts(t *testing.T) {
 	s := time.Second
+	type iv = [2]time.Duration
 	tests := []struct {
 		name  string
 		d     time.Duration
 		pulse *Pulse
-		want  []window
+		want  []iv
 	}{
-		{"continuous", 10 * s, nil, []window{{0, 10 * s}}},
-		{"even pulses", 10 * s, &Pulse{On: 2 * s, Off: 3 * s}, []window{{0, 2 * s}, {5 * s, 2 * s}}},
-		{"last burst cut at duration", 6 * s, &Pulse{On: 2 * s, Off: 3 * s}, []window{{0, 2 * s}, {5 * s, s}}},
-		{"burst longer than duration", s, &Pulse{On: 5 * s, Off: s}, []window{{0, s}}},
+		{"continuous", 10 * s, nil, []iv{{0, 10 * s}}},
+		{"even pulses", 10 * s, &Pulse{On: 2 * s, Off: 3 * s}, []iv{{0, 2 * s}, {5 * s, 7 * s}}},
+		{"last burst cut at duration", 6 * s, &Pulse{On: 2 * s, Off: 3 * s}, []iv{{0, 2 * s}, {5 * s, 6 * s}}},
+		{"burst longer than duration", s, &Pulse{On: 5 * s, Off: s}, []iv{{0, s}}},
+		{"invalid pulse is continuous", 4 * s, &Pulse{On: 0, Off: s}, []iv{{0, 4 * s}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := windows(tt.d, tt.pulse)
-			if len(got) != len(tt.want) {
-				t.Fatalf("windows = %v, want %v", got, tt.want)
-			}
-			for i := range got {
-				if got[i] != tt.want[i] {
-					t.Fatalf("windows = %v, want %v", got, tt.want)
-				}
+			got := tt.pulse.Bursts(tt.d)
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("Bursts(%v) = %v, want %v", tt.d, got, tt.want)
 			}
 		})
 	}
