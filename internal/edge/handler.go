@@ -289,18 +289,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	v := site.Chain.Decide(fr)
 	if v.Terminal() && v.Action != filter.Bypass {
-		rw.verdict = v.Action
-		closeIfBodyUnread(rw, r)
-		site.Chain.Write(rw, r, fr, v)
+		refuse(rw, r, fr, site, v)
 		return
 	}
 	if v.Action != filter.Bypass {
 		if d := h.penalties.remaining(res.Addr, mono); d > 0 {
 			v := filter.Verdict{Action: filter.Throttle, RetryAfter: d, Rule: "h2_reset_budget",
 				Reason: "too many cancelled requests from your address, retry later", Cause: "HTTP/2 rapid reset"}
-			rw.verdict = v.Action
-			closeIfBodyUnread(rw, r)
-			site.Chain.Write(rw, r, fr, v)
+			refuse(rw, r, fr, site, v)
 			return
 		}
 	}
@@ -313,9 +309,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		k := ratelimit.KeyFromAddr(res.Addr)
 		if !rt.Inflight.Acquire(k) {
 			v := filter.Verdict{Action: filter.Throttle, RetryAfter: time.Second, Rule: "max_inflight_per_client", Reason: "too many concurrent requests from your address"}
-			rw.verdict = v.Action
-			closeIfBodyUnread(rw, r)
-			site.Chain.Write(rw, r, fr, v)
+			refuse(rw, r, fr, site, v)
 			return
 		}
 		defer rt.Inflight.Release(k)
@@ -326,9 +320,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		limit, stream := site.bodyRoute(r.URL.Path)
 		if r.ContentLength > limit {
 			v := filter.Verdict{Action: filter.Block, Status: http.StatusRequestEntityTooLarge, Rule: "max_body_bytes", Reason: "the request body is too large"}
-			rw.verdict = v.Action
-			closeIfBodyUnread(rw, r)
-			site.Chain.Write(rw, r, fr, v)
+			refuse(rw, r, fr, site, v)
 			return
 		}
 		br = &bodyReader{rc: r.Body, ctl: http.NewResponseController(w), limit: limit,
@@ -372,9 +364,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if br != nil && br.err != nil && !rw.wroteHeader {
 		if v, ok := ClassifyError(br.err); ok {
-			rw.verdict = v.Action
-			closeIfBodyUnread(rw, r)
-			site.Chain.Write(rw, r, fr, v)
+			refuse(rw, r, fr, site, v)
 			return
 		}
 	}
@@ -457,6 +447,16 @@ func (h *Handler) buffer(buf *BodyBuffer, client netip.Addr, r *http.Request, br
 	return bb, nil
 }
 
+// refuse answers r with the shield's verdict v through the site's chain
+// (the only writer of shield responses), notes v for accounting, and
+// closes an HTTP/1 connection whose body is not read whole
+// (closeIfBodyUnread).
+func refuse(rw *responseWriter, r *http.Request, fr *filter.Request, site *Site, v filter.Verdict) {
+	rw.verdict = v.Action
+	closeIfBodyUnread(rw, r)
+	site.Chain.Write(rw, r, fr, v)
+}
+
 // closeIfBodyUnread marks a refusal of an HTTP/1 request whose body has
 // not been read to close its connection after the answer: otherwise
 // net/http reads up to 256 KiB of the unread body before it writes the
@@ -487,16 +487,7 @@ func (h *Handler) refuseBody(rw *responseWriter, r *http.Request, fr *filter.Req
 	default:
 		v = filter.Verdict{Action: filter.Drop, Rule: "request_body", Reason: "the request body was incomplete", Cause: "client body read failed"}
 	}
-	if r.ProtoMajor == 1 {
-		// The rest of the body may still be on the wire: close the
-		// connection after the answer rather than let net/http read the
-		// rest first, which a stalled client would make wait for ever (the
-		// server has no ReadTimeout) — holding the answer and the
-		// connection.
-		rw.Header().Set("Connection", "close")
-	}
-	rw.verdict = v.Action
-	site.Chain.Write(rw, r, fr, v)
+	refuse(rw, r, fr, site, v) // the rest of the body may still be on the wire
 }
 
 // bodyRoute returns the body cap and streaming choice for a path.
