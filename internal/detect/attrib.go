@@ -3,8 +3,6 @@ package detect
 import (
 	"fmt"
 	"net/netip"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/incident"
@@ -60,22 +58,6 @@ func (a *attribution) addHLL(h *stats.HLL) {
 	}
 }
 
-func asnKey(asn uint32) string {
-	if asn == 0 {
-		return "unknown"
-	}
-	return "AS" + strconv.FormatUint(uint64(asn), 10)
-}
-
-// asnNumber parses an asnKey ("AS64500" → 64500); false for "unknown".
-func asnNumber(key string) (uint32, bool) {
-	n, err := strconv.ParseUint(strings.TrimPrefix(key, "AS"), 10, 32)
-	if err != nil || n == 0 || !strings.HasPrefix(key, "AS") {
-		return 0, false
-	}
-	return uint32(n), true
-}
-
 // addSite folds one site tick (and its window view) in.
 func (a *attribution) addSite(t *stats.SiteSnapshot, v *SiteView) {
 	a.requests += t.Requests
@@ -86,7 +68,7 @@ func (a *attribution) addSite(t *stats.SiteSnapshot, v *SiteView) {
 		a.countries.Add(e.Key, e.Count)
 	}
 	for _, e := range t.TopASNs {
-		a.asns.Add(asnKey(e.Key), sure(e.Count, e.Err))
+		a.asns.Add(incident.ASNKey(e.Key), sure(e.Count, e.Err))
 	}
 	for _, e := range t.TopPrefixes {
 		a.prefixes.Add(e.Key.String(), sure(e.Count, e.Err))
@@ -135,7 +117,7 @@ func (a *attribution) addDest(d *stats.DestSnapshot, v *DestView, net *stats.Net
 				cc = "unknown"
 			}
 			a.countries.Add(cc, n)
-			a.asns.Add(asnKey(asn), n)
+			a.asns.Add(incident.ASNKey(asn), n)
 		}
 	}
 }
@@ -167,7 +149,7 @@ func (a *attribution) fill(in *incident.Incident) {
 	in.TopASNs = topCounts(a.asns, a.topNetworks)
 	if a.asName != nil {
 		for i := range in.TopASNs {
-			if n, ok := asnNumber(in.TopASNs[i].Key); ok {
+			if n, ok := incident.ParseASNKey(in.TopASNs[i].Key); ok {
 				in.TopASNs[i].Name = a.asName(n)
 			}
 		}

@@ -45,7 +45,7 @@ func spreadFlood(t *testing.T, networks int, cfg Config, statsTopN int, opts Opt
 			r.Path = fmt.Sprintf("/p%d", n%30)
 		}
 		sent[netip.PrefixFrom(r.Addr, 24).Masked().String()]++
-		sent[asnKey(r.ASN)]++
+		sent[incident.ASNKey(r.ASN)]++
 		if err := p.Request(ctx, &r); err != nil {
 			t.Fatal(err)
 		}

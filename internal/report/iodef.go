@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/incident"
 )
 
 // IODEF v2, RFC 7970. Element order follows the schema (Section 8); the
@@ -455,7 +457,7 @@ func iodefNetworks(fx *facts) (iodefEventData, bool) {
 	}
 	var flow iodefFlow
 	for _, a := range fx.ASNs {
-		n, ok := asnNumber(a.Key)
+		n, ok := incident.ParseASNKey(a.Key)
 		if !ok {
 			continue // "unknown": no number to give
 		}

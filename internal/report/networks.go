@@ -2,7 +2,6 @@ package report
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/portcullis/portcullis/internal/incident"
@@ -52,24 +51,13 @@ func (fx *facts) asnRecord() []incident.Count {
 	return out
 }
 
-// asnNumber parses an ASN key ("AS64500" → 64500); false for anything else
-// ("unknown", a prefix).
-func asnNumber(key string) (uint32, bool) {
-	digits, ok := strings.CutPrefix(key, "AS")
-	if !ok || digits == "" {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(digits, 10, 32)
-	return uint32(n), err == nil && n > 0
-}
-
 // namedShared drops from a related incident's shared sources the ASNs the
 // report does not name (below the threshold here): the rest, prefixes
 // included, are redacted as text like everything else.
 func (fx *facts) namedShared(shared []string) []string {
 	var out []string
 	for _, s := range shared {
-		if _, ok := asnNumber(s); ok && !fx.namesASN(s) {
+		if _, ok := incident.ParseASNKey(s); ok && !fx.namesASN(s) {
 			continue
 		}
 		out = append(out, fx.red.text(s))

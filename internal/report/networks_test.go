@@ -92,31 +92,3 @@ func TestSmallNetworksNotNamed(t *testing.T) {
 		}
 	}
 }
-
-// TestASNNumber: only "AS<1..2^32-1>" keys are ASNs (the related
-// incidents' shared list mixes them with prefixes).
-func TestASNNumber(t *testing.T) {
-	tests := []struct {
-		name string
-		key  string
-		want uint32
-		ok   bool
-	}{
-		{name: "ASN", key: "AS8359", want: 8359, ok: true},
-		{name: "32-bit ASN", key: "AS4200000000", want: 4200000000, ok: true},
-		{name: "unknown", key: "unknown"},
-		{name: "prefix", key: "203.0.113.0/24"},
-		{name: "AS0", key: "AS0"},
-		{name: "too large", key: "AS4294967296"},
-		{name: "bare AS", key: "AS"},
-		{name: "sign", key: "AS+5"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			n, ok := asnNumber(tc.key)
-			if ok != tc.ok || n != tc.want && tc.ok {
-				t.Errorf("asnNumber(%q) = %d, %v; want %d, %v", tc.key, n, ok, tc.want, tc.ok)
-			}
-		})
-	}
-}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/incident"
 )
 
 // STIX 2.1 (OASIS Standard, 10 June 2021). Object ids are UUIDv5 (RFC 4122
@@ -263,7 +265,7 @@ func writeSTIX(w io.Writer, fx *facts) error {
 	// object and what was observed from it. No indicator: a pattern on a
 	// whole network would match its innocent customers too.
 	for _, a := range fx.ASNs {
-		n, ok := asnNumber(a.Key)
+		n, ok := incident.ParseASNKey(a.Key)
 		if !ok {
 			continue
 		}
