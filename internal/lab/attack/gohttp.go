@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -219,6 +220,11 @@ func goWorker(ctx, runCtx context.Context, j *job, b *budget, c *conduit, p *pac
 		if src != "" {
 			req.Header.Set("X-Forwarded-For", src)
 		}
+		if s.Kind == KindFlashCrowd {
+			// People arriving from a shared link: pages referred by the
+			// social network, their assets by the page.
+			req.Header.Set("Referer", crowdReferer(base, path))
+		}
 		resp, err := c.client.Do(req)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -233,4 +239,14 @@ func goWorker(ctx, runCtx context.Context, j *job, b *budget, c *conduit, p *pac
 		statuses[resp.StatusCode]++
 	}
 	return statuses
+}
+
+// crowdReferer is the Referer a flash crowd's browser sends: the social
+// network's link for a page, the site's home page for an asset (a path
+// with a file extension).
+func crowdReferer(base, p string) string {
+	if path.Ext(p) != "" {
+		return base + "/"
+	}
+	return "https://t.co/campaign-video"
 }
