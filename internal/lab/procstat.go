@@ -33,11 +33,12 @@ type procSample struct {
 }
 
 // sampleProcs reads /proc for roots and all their descendants (found by
-// parent pid, so worker processes of nginx or HAProxy count). Processes
-// that vanish while being read are skipped. Error: no root exists.
+// parent pid, so worker processes of nginx or HAProxy count); each
+// process's stat file is read once. Processes that vanish while being read
+// are skipped. Error: no root exists.
 func sampleProcs(proc string, roots []int) (procSample, error) {
 	s := procSample{ticks: map[int]uint64{}}
-	parent := map[int]int{}
+	stats := map[int]statLine{}
 	ents, err := os.ReadDir(proc)
 	if err != nil {
 		return s, fmt.Errorf("lab: %w", err)
@@ -48,12 +49,12 @@ func sampleProcs(proc string, roots []int) (procSample, error) {
 			continue
 		}
 		if st, ok := readStat(proc, pid); ok {
-			parent[pid] = st.ppid
+			stats[pid] = st
 		}
 	}
 	want := map[int]bool{}
 	for _, r := range roots {
-		if _, ok := parent[r]; ok {
+		if _, ok := stats[r]; ok {
 			want[r] = true
 		}
 	}
@@ -62,18 +63,14 @@ func sampleProcs(proc string, roots []int) (procSample, error) {
 	}
 	for changed := true; changed; {
 		changed = false
-		for pid, pp := range parent {
-			if want[pp] && !want[pid] {
+		for pid, st := range stats {
+			if want[st.ppid] && !want[pid] {
 				want[pid], changed = true, true
 			}
 		}
 	}
 	for pid := range want {
-		st, ok := readStat(proc, pid)
-		if !ok {
-			continue
-		}
-		s.ticks[pid] = st.ticks
+		s.ticks[pid] = stats[pid].ticks
 		s.hwm += readHWM(proc, pid)
 	}
 	return s, nil
