@@ -11,7 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -185,7 +185,7 @@ func Run(ctx context.Context, o Options) (*Record, error) {
 	if target == nil {
 		var env []string
 		if !fallback && pop.Source != "" {
-			env = append(env, "PORTCULLIS_GEODATA="+dirOf(pop.Source))
+			env = append(env, "PORTCULLIS_GEODATA="+filepath.Dir(pop.Source))
 		}
 		sp, err := startShield(ctx, o.ShieldBinary, sc, originURL, env, o.ShieldLog, 30*time.Second)
 		if err != nil {
@@ -317,13 +317,6 @@ func (h *heldSeries) snapshot() []int64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return slices.Clone(h.s)
-}
-
-func dirOf(file string) string {
-	if i := strings.LastIndexByte(file, os.PathSeparator); i >= 0 {
-		return file[:i]
-	}
-	return "."
 }
 
 // startModels starts one goroutine per simulated person, arriving at
