@@ -19,9 +19,8 @@ import (
 // path, drained in the background, snapshotted every tick and stepped
 // through the detection engine (on the wall clock).
 type detection struct {
-	acc  *stats.Accountant
-	eng  *detect.Engine
-	sink detect.Sink
+	acc *stats.Accountant
+	eng *detect.Engine
 	// rsink fills the incidents' series, impact and integrity from the
 	// mitigation's recorder (bound when run starts).
 	rsink *record.Sink
@@ -70,9 +69,6 @@ func newDetection(cfg *config.Config, sink detect.Sink, gdb *geo.DB, names *dete
 		log.Warn("attack state", "target", target, "kind", e.Kind, "from", string(e.From), "to", string(e.To), "message", e.Message)
 	}
 	if gdb != nil {
-		if names == nil {
-			names = &detect.ASNames{}
-		}
 		// ASN names come from the lookups (geo.DB has no ASN → name index):
 		// the request path's cache misses and the packet path here.
 		opts.Geo = func(a netip.Addr) (string, uint32) {
@@ -87,12 +83,11 @@ func newDetection(cfg *config.Config, sink detect.Sink, gdb *geo.DB, names *dete
 	if err != nil {
 		return nil, err
 	}
-	return &detection{acc: acc, eng: eng, sink: rsink, rsink: rsink, tick: dc.Tick, attack: make([]atomic.Bool, len(sc.Sites))}, nil
+	return &detection{acc: acc, eng: eng, rsink: rsink, tick: dc.Tick, attack: make([]atomic.Bool, len(sc.Sites))}, nil
 }
 
-// run drains and ticks until ctx ends, then closes open incidents' state in
-// the sink (the incident stays open in the store; it is closed by the
-// engine when traffic returns to normal).
+// run drains and ticks until ctx ends. Open incidents stay open in the
+// store; the engine closes them when traffic returns to normal.
 func (d *detection) run(ctx context.Context) {
 	go d.acc.Run(ctx, d.tick/4)
 	t := time.NewTicker(d.tick)
