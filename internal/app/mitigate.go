@@ -180,13 +180,14 @@ func (f *decisionFilter) Check(r *filter.Request) filter.Verdict {
 	case mitigate.Drop:
 		return filter.Verdict{Action: filter.Drop, Rule: d.ID, Cause: d.Reason}
 	case mitigate.Challenge:
-		// The policy's own under-attack mode lets peace-time visitors
-		// through (issue 4 item 4: they get weight too): a site-wide
+		// The policy's own blanket challenges (under-attack mode, an auth
+		// route under credential stuffing) let peace-time visitors
+		// through (issue 4 item 4: they get weight too): a blanket
 		// challenge is for the flood's new sources, while per-source
 		// decisions, which Lookup prefers as more specific or more severe,
 		// still apply to them. An operator's under-attack mode challenges
 		// everyone without clearance or standing (item 6).
-		if (d.Rule == mitigate.RuleUnderAttack || d.Rule == mitigate.RuleAuthRoute) && f.m.good.peaceTime(r.Site, r.Addr, r.Prefix) {
+		if mitigate.Blanket(d.Rule) && f.m.good.peaceTime(r.Site, r.Addr, r.Prefix) {
 			break
 		}
 		// The challenge stage decides (clearance and standing pass it).

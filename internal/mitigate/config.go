@@ -57,6 +57,14 @@ const (
 	RuleOperator    = "operator"     // made by an operator
 )
 
+// Blanket reports whether rule is one of the policy's blanket challenges:
+// site-wide under-attack mode (RuleUnderAttack) and an auth route under
+// credential stuffing (RuleAuthRoute). They challenge every request in
+// their scope without a clearance or member standing rather than named
+// sources; the request path spares peace-time visitors from them, and the
+// policy removes them when the ladder steps below UnderAttackLevel.
+func Blanket(rule string) bool { return rule == RuleUnderAttack || rule == RuleAuthRoute }
+
 var policyRules = []string{RuleObserve, RuleRateLimit, RuleChallenge, RuleBlock, RuleDrop,
 	RuleASN, RuleUnderAttack, RuleAutoBan, RuleFlashCrowd}
 

@@ -80,3 +80,24 @@ func TestParseNames(t *testing.T) {
 		t.Errorf("ParseAction(ban) error = %v", err)
 	}
 }
+
+func TestBlanket(t *testing.T) {
+	tests := []struct {
+		name string
+		rule string
+		want bool
+	}{
+		{name: "under-attack mode", rule: RuleUnderAttack, want: true},
+		{name: "auth route", rule: RuleAuthRoute, want: true},
+		{name: "per-source challenge", rule: RuleChallenge},
+		{name: "operator", rule: RuleOperator},
+		{name: "asn", rule: RuleASN},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Blanket(tt.rule); got != tt.want {
+				t.Errorf("Blanket(%q) = %v, want %v", tt.rule, got, tt.want)
+			}
+		})
+	}
+}

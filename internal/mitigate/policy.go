@@ -407,7 +407,7 @@ func (e *emitter) relax() {
 		base := strings.TrimSuffix(id, shadowSuffix)
 		var want Action
 		switch {
-		case d.Rule == RuleUnderAttack || d.Rule == RuleAuthRoute:
+		case Blanket(d.Rule):
 			if l < e.cfg.UnderAttackLevel {
 				e.drop(base)
 			}
