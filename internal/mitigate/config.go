@@ -66,7 +66,7 @@ const (
 func Blanket(rule string) bool { return rule == RuleUnderAttack || rule == RuleAuthRoute }
 
 var policyRules = []string{RuleObserve, RuleRateLimit, RuleChallenge, RuleBlock, RuleDrop,
-	RuleASN, RuleUnderAttack, RuleAutoBan, RuleFlashCrowd}
+	RuleASN, RuleUnderAttack, RuleAuthRoute, RuleAutoBan, RuleFlashCrowd}
 
 // Config configures the Policy. The zero value plus Default is a working
 // configuration; YAML is mapped onto it by package config.
