@@ -112,8 +112,10 @@ type Score struct {
 	// ShieldCPUSeconds and ShieldPeakRSSBytes are the front's cost.
 	ShieldCPUSeconds   *float64 `json:"shield_cpu_seconds"`
 	ShieldPeakRSSBytes *uint64  `json:"shield_peak_rss_bytes"`
-	// CrowdServedRate is flash-crowd arrivals at the origin / flash-crowd
-	// requests sent; null without a flash crowd.
+	// CrowdServedRate is the flash-crowd requests answered with a 2xx or
+	// 3xx (by the origin or from the shield's cache) / flash-crowd requests
+	// sent; null without a flash crowd. (The crowd's driver does not solve
+	// challenges: a challenged crowd request counts as not served.)
 	CrowdServedRate *float64 `json:"crowd_served_rate"`
 	// FalseAlarms counts attack declarations before the attack started.
 	FalseAlarms int `json:"false_alarms"`
@@ -250,7 +252,7 @@ func Compute(r *Record) Score {
 	}
 
 	sent := botSentSeries(r, func(AttackOutcome) bool { return true })
-	var botArr, crowdArr, botSent, crowdSent uint64
+	var botArr, crowdArr, botSent, crowdSent, crowdOK uint64
 	for i, a := range r.Origin {
 		c := &counts[r.Phases.of(time.Duration(i)*r.Bin)]
 		c.BotArrivals += a[ClassBot]
@@ -279,12 +281,17 @@ func Compute(r *Record) Score {
 		s.Attacks = append(s.Attacks, as)
 		if a.crowd() {
 			crowdSent += a.Result.Sent
+			for code, n := range a.Result.Statuses {
+				if code >= 200 && code < 400 {
+					crowdOK += n
+				}
+			}
 		} else {
 			botSent += a.Result.Sent
 		}
 	}
 	s.BotLeakRate = ratio(botArr, botSent)
-	s.CrowdServedRate = ratio(crowdArr, crowdSent)
+	s.CrowdServedRate = ratio(crowdOK, crowdSent)
 	s.Phases = PhaseCountsByPhase{Before: counts[0], During: counts[1], After: counts[2]}
 	start := r.attackStart()
 	s.TimeToMitigateMS = timeToMitigate(r, start)
