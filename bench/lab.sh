@@ -26,18 +26,22 @@
 #   --write   replace the "## Attack lab: side by side" section of
 #             BENCHMARKS.md with this run's table
 #   --keep    keep the temp dir (configs, logs, raw score lines)
-# Environment: PORTCULLIS_BIN=path uses a prebuilt binary instead of building.
+#   --table F render the table from the score lines of an earlier run (F is
+#             its kept `scores` file) instead of running anything
+# Environment: PORTCULLIS_BIN=path uses a prebuilt binary instead of building
+# (PORTCULLIS_REV=commit names the commit it was built from in the table).
 #
 # Network: everything binds and connects to 127.0.0.1 only; every scenario is
 # bounded by its phases (the lab stops by itself).
 set -euo pipefail
 
-WRITE=0 KEEP=0 SCEN=()
+WRITE=0 KEEP=0 SCEN=() TABLE=
 SCEN_ARGS="$*"
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--write) WRITE=1 ;;
 	--keep) KEEP=1 ;;
+	--table) TABLE=$2; shift ;;
 	-h | --help) sed -n '2,31p' "$0"; exit 0 ;;
 	-*) echo "lab.sh: unknown option $1" >&2; exit 2 ;;
 	*) SCEN+=("$1") ;;
@@ -48,6 +52,9 @@ done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 log() { printf '[lab.sh] %s\n' "$*" >&2; }
 
+if [ -n "$TABLE" ]; then
+	[ -f "$TABLE" ] || { echo "lab.sh: --table $TABLE: no such file" >&2; exit 2; }
+fi
 # --- tools (Debian packages; idempotent) -----------------------------------
 need=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
@@ -105,14 +112,16 @@ waitport() { # waitport PORT NAME
 }
 
 # --- build -------------------------------------------------------------------
-if [ -n "${PORTCULLIS_BIN:-}" ]; then
+if [ -n "$TABLE" ]; then
+	BIN=true # nothing runs
+elif [ -n "${PORTCULLIS_BIN:-}" ]; then
 	BIN=$PORTCULLIS_BIN
 else
 	log "building portcullis"
 	(cd "$ROOT" && go build -o "$TMP/portcullis" ./cmd/portcullis)
 	BIN=$TMP/portcullis
 fi
-if [ ${#SCEN[@]} -eq 0 ]; then
+if [ -z "$TABLE" ] && [ ${#SCEN[@]} -eq 0 ]; then
 	mapfile -t SCEN < <("$BIN" lab list | awk 'NR > 1 && $1 != "smoke" {print $1}')
 fi
 H2FLAG=0
@@ -233,16 +242,22 @@ run_front() { # run_front FRONT SCENARIO → appends the score line to $TMP/scor
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
-: >"$TMP/scores"
-FRONTS=(portcullis nginx haproxy)
-i=0
-for s in "${SCEN[@]}"; do
-	for k in 0 1 2; do
-		run_front "${FRONTS[$(((i + k) % 3))]}" "$s"
+COMMIT=${PORTCULLIS_REV:-$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+if [ -n "$TABLE" ]; then
+	cp "$TABLE" "$TMP/scores"
+	mapfile -t SCEN < <(jq -r .scenario "$TMP/scores" | awk '!seen[$0]++')
+	LOAD_BEFORE="see the original run"
+else
+	: >"$TMP/scores"
+	FRONTS=(portcullis nginx haproxy)
+	i=0
+	for s in "${SCEN[@]}"; do
+		for k in 0 1 2; do
+			run_front "${FRONTS[$(((i + k) % 3))]}" "$s"
+		done
+		i=$((i + 1))
 	done
-	i=$((i + 1))
-done
+fi
 
 # --- table -----------------------------------------------------------------------
 fmt() { # jq program for one cell
@@ -257,24 +272,20 @@ ms='if . == null then "–" else (. | round | tostring) + " ms" end'
 	echo "load average before: $LOAD_BEFORE (2 shared cores). Each cell is one run; fronts alternate per scenario."
 	echo "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), $(haproxy -v | head -n 1 | cut -d' ' -f1-3), wrk, h2load and slowhttptest from Debian."
 	echo
-	echo "| Scenario | Front | legit served | members served | bot leak | legit p99 during | time to mitigate | origin peak conc. | front CPU s | POST integrity failures |"
-	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| Scenario | Front | legit served | members served | bot leak | legit p99 during | time to detect | time to mitigate | crowd served | origin peak conc. | front CPU s | POST integrity failures |"
+	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for s in "${SCEN[@]}"; do
 		for f in portcullis nginx haproxy; do
 			if [ "$(fmt "$s" "$f" '.failed // false')" = true ]; then
-				echo "| $s | $f | failed | | | | | | | |"
+				echo "| $s | $f | failed | | | | | | | | | |"
 				continue
 			fi
-			echo "| $s | $f | $(fmt "$s" "$f" ".legit_success_rate | $pct") | $(fmt "$s" "$f" ".member_success_rate | $pct") | $(fmt "$s" "$f" ".bot_leak_rate | $pct") | $(fmt "$s" "$f" ".legit_p99_ms.during | $ms") | $(fmt "$s" "$f" ".time_to_mitigate_ms | $ms") | $(fmt "$s" "$f" '.origin_peak_concurrency') | $(fmt "$s" "$f" '.shield_cpu_seconds | . * 10 | round / 10') | $(fmt "$s" "$f" '.post_integrity_failures') |"
+			echo "| $s | $f | $(fmt "$s" "$f" ".legit_success_rate | $pct") | $(fmt "$s" "$f" ".member_success_rate | $pct") | $(fmt "$s" "$f" ".bot_leak_rate | $pct") | $(fmt "$s" "$f" ".legit_p99_ms.during | $ms") | $(fmt "$s" "$f" ".time_to_detect_ms | $ms") | $(fmt "$s" "$f" ".time_to_mitigate_ms | $ms") | $(fmt "$s" "$f" ".crowd_served_rate | $pct") | $(fmt "$s" "$f" '.origin_peak_concurrency') | $(fmt "$s" "$f" '.shield_cpu_seconds | . * 10 | round / 10') | $(fmt "$s" "$f" '.post_integrity_failures') |"
 		done
 	done
-	echo
-	echo "Raw score lines (JSON, one per run):"
-	echo
-	echo '```'
-	cat "$TMP/scores"
-	echo '```'
 } >"$TMP/table.md"
+cp "$TMP/scores" "$TMP/scores.jsonl"
+log "score lines (JSON, one per run): $TMP/scores.jsonl (--keep keeps them)"
 cat "$TMP/table.md"
 
 if [ "$WRITE" = 1 ]; then
