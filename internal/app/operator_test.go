@@ -78,25 +78,25 @@ func TestOperatorDecisionsSurviveRestart(t *testing.T) {
 		return cfg
 	}
 	run := func() (*demoShield, func()) {
+		ready := make(chan struct{}, 1)
 		a, err := New(Options{Load: func() (*config.Config, error) { return newCfg(), nil }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Registry: prometheus.NewRegistry(), Ready: func([]net.Addr, net.Addr) {}})
+			Registry: prometheus.NewRegistry(), Ready: func([]net.Addr, net.Addr) { ready <- struct{}{} }})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- a.Run(ctx) }()
-		s := &demoShield{testShield: &testShield{app: a}, Admin: admin}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if _, err := s.adminTry(http.MethodGet, "/api/v1/decisions", nil, nil); err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("admin API not up within 10s")
-			}
-			time.Sleep(20 * time.Millisecond) // bounded poll for the child's readiness
+		select { // the admin listener is bound before Ready
+		case <-ready:
+		case err := <-done:
+			cancel()
+			t.Fatalf("Run returned before ready: %v", err)
+		case <-time.After(10 * time.Second):
+			cancel()
+			t.Fatal("shield not ready within 10s")
 		}
+		s := &demoShield{testShield: &testShield{app: a}, Admin: admin}
 		return s, func() {
 			cancel()
 			if err := <-done; err != nil {
