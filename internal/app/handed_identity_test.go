@@ -358,8 +358,13 @@ func TestF04_HopByHopAndConnectionNominatedHeaders(t *testing.T) {
 	}
 
 	t.Run("client Connection values do not tear down the upstream pool", func(t *testing.T) {
+		// The shield's transport returns an origin connection to its idle
+		// pool a moment after the client has its answer, so a request can
+		// race ahead of that and dial anew; a Connection: close that tore
+		// the origin connection down would make every request dial.
 		c := clientFrom(t, "127.0.0.3")
-		for i := range 3 {
+		const n = 6
+		for i := range n {
 			r := hGet(c, fmt.Sprintf("%s/pool/%d", s.URL, i), "Connection", "close, X-Auth-User")
 			if r.Err != nil || r.Status != http.StatusOK {
 				t.Fatalf("request %d: status %d err %v", i, r.Status, r.Err)
@@ -371,14 +376,15 @@ func TestF04_HopByHopAndConnectionNominatedHeaders(t *testing.T) {
 				upstream = append(upstream, r.RemoteAddr)
 			}
 		}
-		if len(upstream) != 3 {
-			t.Fatalf("origin saw %d /pool requests, want 3", len(upstream))
+		if len(upstream) != n {
+			t.Fatalf("origin saw %d /pool requests, want %d", len(upstream), n)
 		}
-		for _, a := range upstream[1:] {
-			if a != upstream[0] {
-				t.Errorf("upstream connections %q: the client's Connection: close closed the shield's origin connection", upstream)
-				break
-			}
+		distinct := map[string]bool{}
+		for _, a := range upstream {
+			distinct[a] = true
+		}
+		if len(distinct) > n/2 {
+			t.Errorf("upstream connections %q: the client's Connection: close closed the shield's origin connections", upstream)
 		}
 	})
 }

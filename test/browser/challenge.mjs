@@ -87,14 +87,23 @@ async function main() {
         route.request().method() === 'GET' ? route.abort('aborted') : route.continue());
     }
 
-    // 1. The interstitial.
+    // 1. The interstitial. Its body is taken as it passes (a route that
+    // fetches and fulfils the first navigation): with JavaScript the page
+    // can be solved and gone before response.text() could ask for it.
+    let firstHtml = null;
+    await page.route(base + '/', async (route) => {
+      if (firstHtml !== null || route.request().method() !== 'GET') return route.continue();
+      const resp = await route.fetch();
+      firstHtml = await resp.text();
+      await route.fulfill({ response: resp, body: firstHtml });
+    });
     const t0 = Date.now();
     const first = await page.goto(base + '/', { waitUntil: 'domcontentloaded' });
     out.interstitialStatus = first.status();
     out.interstitialHeaders = { 'cache-control': first.headers()['cache-control'] || '', 'retry-after': first.headers()['retry-after'] || '' };
     // From the response itself: with JavaScript the page may already be
     // gone (solved and submitted) by the time the DOM could be asked.
-    const html = await first.text();
+    const html = firstHtml ?? await first.text();
     out.interstitialTitle = (html.match(/<title>([^<]*)<\/title>/) || [])[1] || '';
     out.interstitialLang = (html.match(/<html lang="([^"]*)"/) || [])[1] || '';
     out.interstitialHasForm = html.includes('<form id="pc-form"');
