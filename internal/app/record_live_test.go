@@ -211,16 +211,7 @@ func TestIncidentRecordLiveFlood(t *testing.T) {
 			}
 			from := in.Series[0].Time
 			to := in.Series[len(in.Series)-1].Time.Add(time.Second)
-			var tot incident.SeriesPoint
-			for _, p := range in.Series {
-				tot.Requests += p.Requests
-				tot.Passed += p.Passed
-				tot.Challenged += p.Challenged
-				tot.Throttled += p.Throttled
-				tot.Blocked += p.Blocked
-				tot.Shed += p.Shed
-				tot.OriginErrors += p.OriginErrors
-			}
+			tot := incident.SumSeries(in.Series)
 			passed, blocked, throttled, refused := clients.tally(from, to)
 			all := passed + blocked + throttled + refused
 			t.Logf("series %d s: requests %d passed %d challenged %d throttled %d blocked %d shed %d origin errors %d",

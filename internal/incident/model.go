@@ -123,6 +123,29 @@ type SeriesPoint struct {
 	OriginLatencyP95 time.Duration `json:"origin_latency_p95_ns,omitempty"`
 }
 
+// SumSeries adds up points: every count summed, Time the first point's,
+// OriginLatencyP95 the highest of the seconds (a p95 of p95s is not a p95,
+// so the worst second stands for the span). Zero for no points.
+func SumSeries(points []SeriesPoint) SeriesPoint {
+	var t SeriesPoint
+	for i, p := range points {
+		if i == 0 {
+			t.Time = p.Time
+		}
+		t.Requests += p.Requests
+		t.Passed += p.Passed
+		t.Challenged += p.Challenged
+		t.Throttled += p.Throttled
+		t.Blocked += p.Blocked
+		t.Shed += p.Shed
+		t.Packets += p.Packets
+		t.Bits += p.Bits
+		t.OriginErrors += p.OriginErrors
+		t.OriginLatencyP95 = max(t.OriginLatencyP95, p.OriginLatencyP95)
+	}
+	return t
+}
+
 // Impact is what an incident cost real people: the people the shield knows
 // to be legitimate (signed-in members, visitors holding a clearance), the
 // requests it refused to protect the origin, and the challenges it showed.

@@ -297,17 +297,9 @@ func eventLabel(e event) string {
 
 // seriesTable sums the per-second series by verdict.
 func seriesTable(fx *facts) block {
-	var tot incident.SeriesPoint
+	tot := incident.SumSeries(fx.Series)
 	var peak uint64
 	for _, p := range fx.Series {
-		tot.Requests += p.Requests
-		tot.Passed += p.Passed
-		tot.Challenged += p.Challenged
-		tot.Throttled += p.Throttled
-		tot.Blocked += p.Blocked
-		tot.Shed += p.Shed
-		tot.Packets += p.Packets
-		tot.OriginErrors += p.OriginErrors
 		peak = max(peak, p.Requests)
 	}
 	t := block{Kind: bTable, Head: []string{"Over the recorded seconds", "Count", "Share"}, Right: []bool{false, true, true}}
