@@ -53,8 +53,7 @@ func (a *App) operatorRoutes() []api.Route {
 				api.WriteJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 				return
 			}
-			a.mitigation.refresh()
-			a.saveOperatorDecisions()
+			a.operatorChanged()
 			a.log.Info("operator removed decision", "who", who(r, ""), "id", d.ID)
 			api.WriteJSON(w, http.StatusOK, d)
 		})},
@@ -119,8 +118,7 @@ func (a *App) postDecision(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	a.mitigation.refresh()
-	a.saveOperatorDecisions()
+	a.operatorChanged()
 	a.log.Info("operator decision", "who", who(r, req.Who), "action", req.Action, "scope", req.Scope, "value", req.Value, "ttl", req.TTL, "reason", req.Reason)
 	api.WriteJSON(w, http.StatusCreated, stored)
 }
@@ -217,8 +215,7 @@ func (a *App) postUnderAttack(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	a.mitigation.refresh()
-	a.saveOperatorDecisions()
+	a.operatorChanged()
 	a.log.Info("operator under-attack mode", "who", who(r, req.Who), "site", r.PathValue("site"), "on", req.On, "ttl", req.TTL)
 	api.WriteJSON(w, http.StatusOK, map[string]any{"site": r.PathValue("site"), "under_attack": req.On})
 }
@@ -278,4 +275,11 @@ func (x *explainRing) get(id string) (Explanation, bool) {
 		}
 	}
 	return Explanation{}, false
+}
+
+// operatorChanged applies an operator's change to the request path and
+// keeps the operator decisions for the next start.
+func (a *App) operatorChanged() {
+	a.mitigation.refresh()
+	a.saveOperatorDecisions()
 }

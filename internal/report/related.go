@@ -2,7 +2,6 @@ package report
 
 import (
 	"slices"
-	"strings"
 
 	"github.com/portcullis/portcullis/internal/incident"
 )
@@ -53,7 +52,7 @@ func topASNs(in *incident.Incident) []string {
 		if len(out) == relatedTopASNs {
 			break
 		}
-		if strings.HasPrefix(c.Key, "AS") {
+		if _, ok := incident.ParseASNKey(c.Key); ok {
 			out = append(out, c.Key)
 		}
 	}
