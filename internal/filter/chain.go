@@ -2,7 +2,6 @@ package filter
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -118,17 +117,24 @@ func (c *Chain) Write(w http.ResponseWriter, req *http.Request, r *Request, v Ve
 // WriteVerdict writes v's response without logging (for callers outside a
 // chain, such as the proxy's load shedding, that log themselves). The
 // body is assembled without fmt and carries an explicit Content-Length.
+// It is the reject path of every flood request, so it allocates only the
+// X-Request-Id value, and that only when w's header does not already hold
+// exactly id (the edge sets it before the chain runs): Content-Length and
+// Retry-After values come from a table of small decimals, the body from a
+// pooled buffer.
 func WriteVerdict(w http.ResponseWriter, req *http.Request, id string, v Verdict) {
 	if v.Action == Drop {
 		drop(w)
 		return
 	}
 	h := w.Header()
-	h["X-Request-Id"] = []string{id}
+	if cur := h["X-Request-Id"]; len(cur) != 1 || cur[0] != id {
+		h["X-Request-Id"] = []string{id}
+	}
 	h["Cache-Control"] = noStore
 	if v.RetryAfter > 0 {
 		secs := int64((v.RetryAfter + 999_999_999) / 1_000_000_000)
-		h["Retry-After"] = []string{strconv.FormatInt(secs, 10)}
+		h["Retry-After"] = decimalValue(secs)
 	}
 	reason := v.Reason
 	status := v.StatusCode()
@@ -141,7 +147,7 @@ func WriteVerdict(w http.ResponseWriter, req *http.Request, id string, v Verdict
 	switch {
 	case strings.Contains(accept, "text/html"):
 		h["Content-Type"] = ctHTML
-		b = fmt.Appendf(b, htmlPage, status, htmlEscape(reason), status, htmlEscape(reason), htmlEscape(id))
+		b = appendHTMLPage(b, status, reason, id)
 	case strings.Contains(accept, "json"):
 		h["Content-Type"] = ctJSON
 		b = append(b, `{"status":`...)
@@ -160,7 +166,7 @@ func WriteVerdict(w http.ResponseWriter, req *http.Request, id string, v Verdict
 		b = append(b, id...)
 		b = append(b, '\n')
 	}
-	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	h["Content-Length"] = decimalValue(int64(len(b)))
 	w.WriteHeader(status)
 	w.Write(b)
 	*bp = b
@@ -173,18 +179,97 @@ var (
 	ctJSON   = []string{"application/json"}
 	ctText   = []string{"text/plain; charset=utf-8"}
 	bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+	// decimals[n] is the decimal text of n, for header values that are
+	// small numbers (Content-Length of a shield body, Retry-After in
+	// seconds). Immutable once built.
+	decimals = func() *[numDecimals]string {
+		var d [numDecimals]string
+		var all []byte
+		ends := make([]int, numDecimals)
+		for n := range numDecimals {
+			all = strconv.AppendInt(all, int64(n), 10)
+			ends[n] = len(all)
+		}
+		s, start := string(all), 0 // one string; the values are its substrings
+		for n := range numDecimals {
+			d[n], start = s[start:ends[n]], ends[n]
+		}
+		return &d
+	}()
 )
 
-const htmlPage = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>%d %s</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><main><h1>%d &mdash; %s</h1>
-<p>This site is protected by Portcullis. If you think this is a mistake, contact the site's team and quote the request id below.</p>
-<p>Request id: <code>%s</code></p></main></body></html>
-`
+// numDecimals bounds the decimals table (16 KiB of string headers):
+// shield bodies are a few hundred bytes and Retry-After is seconds to
+// minutes, so larger numbers are rare and formatted per call.
+const numDecimals = 1024
 
-func htmlEscape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;").Replace(s)
+// decimalValue returns n ≥ 0 as a one-element header value. Below
+// numDecimals the value is a view of the shared decimals table (capacity
+// 1, so an append copies; header values are never written in place) and
+// costs no allocation.
+func decimalValue(n int64) []string {
+	if n >= 0 && n < numDecimals {
+		return decimals[n : n+1 : n+1]
+	}
+	return []string{strconv.FormatInt(n, 10)}
+}
+
+// appendHTMLPage appends the HTML shield page for
+// status, the public reason and the request id, both HTML-escaped.
+func appendHTMLPage(b []byte, status int, reason, id string) []byte {
+	b = append(b, htmlHead...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = appendHTMLEscaped(b, reason)
+	b = append(b, htmlMid...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, " &mdash; "...)
+	b = appendHTMLEscaped(b, reason)
+	b = append(b, htmlBody...)
+	b = appendHTMLEscaped(b, id)
+	return append(b, htmlTail...)
+}
+
+// The HTML shield page, in the pieces appendHTMLPage puts around its
+// values: <title>STATUS REASON</title> … <h1>STATUS &mdash; REASON</h1> …
+// <code>ID</code>.
+const (
+	htmlHead = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>`
+	htmlMid = `</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><main><h1>`
+	htmlBody = `</h1>
+<p>This site is protected by Portcullis. If you think this is a mistake, contact the site's team and quote the request id below.</p>
+<p>Request id: <code>`
+	htmlTail = `</code></p></main></body></html>
+`
+)
+
+// appendHTMLEscaped appends s with &, <, > and " replaced by their
+// character references (the single quote is left as is: the page puts
+// values in element text only).
+func appendHTMLEscaped(b []byte, s string) []byte {
+	last := 0
+	for i := 0; i < len(s); i++ {
+		var ref string
+		switch s[i] {
+		case '&':
+			ref = "&amp;"
+		case '<':
+			ref = "&lt;"
+		case '>':
+			ref = "&gt;"
+		case '"':
+			ref = "&quot;"
+		default:
+			continue
+		}
+		b = append(b, s[last:i]...)
+		b = append(b, ref...)
+		last = i + 1
+	}
+	return append(b, s[last:]...)
 }
 
 // drop ends the exchange without an answer: a hijacked HTTP/1 connection is
