@@ -4,7 +4,8 @@
 // (adaptive.go) with a short deadline queue ordered by route priority and
 // a reserved share for critical requests (priority.go), a micro-cache for
 // anonymous GETs with request coalescing and serve-stale (cache.go), and a
-// reverse proxy built on net/http/httputil that sets forwarding headers
+// reverse proxy built on net/http/httputil over a synchronous HTTP/1.1
+// round tripper (h1.go) that sets forwarding headers
 // from the resolved client only and never retries a request.
 package proxy
 
@@ -102,7 +103,7 @@ func (o *Origin) Limit() int { return o.lim.Limit() }
 type Pool struct {
 	cfg       PoolConfig
 	origins   []*Origin
-	transport *http.Transport
+	transport *h1Transport
 	log       *slog.Logger
 	next      atomic.Uint64
 	peak      atomic.Int64
@@ -178,14 +179,15 @@ func NewPool(cfg PoolConfig, log *slog.Logger, classify ErrorClassifier) (*Pool,
 	return p, nil
 }
 
-// newTransport returns a keep-alive transport sized for load: idle
-// connections per origin as configured (the default of 2 makes a proxy
-// open a new connection for almost every request under load), no
-// compression negotiation (bodies pass through untouched), HTTP/1.1 to
-// origins.
-func newTransport(cfg PoolConfig) *http.Transport {
+// newTransport returns the origin transport (h1Transport for bodiless
+// GET and HEAD, over an http.Transport for the rest), keep-alive and sized
+// for load: idle connections per origin as configured (the default of 2
+// makes a proxy open a new connection for almost every request under
+// load), no compression negotiation (bodies pass through untouched),
+// HTTP/1.1 to origins.
+func newTransport(cfg PoolConfig) *h1Transport {
 	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
-	return &http.Transport{
+	return newH1Transport(&http.Transport{
 		Proxy:                 nil,
 		DialContext:           d.DialContext,
 		MaxIdleConns:          cfg.MaxIdleConns * len(cfg.Origins),
@@ -198,7 +200,7 @@ func newTransport(cfg PoolConfig) *http.Transport {
 		WriteBufferSize:       32 << 10,
 		ReadBufferSize:        32 << 10,
 		TLSHandshakeTimeout:   cfg.DialTimeout,
-	}
+	}, d.DialContext, cfg.MaxIdleConns, cfg.ResponseHeaderTimeout)
 }
 
 // Origins returns the pool's origins.
@@ -214,7 +216,7 @@ func (p *Pool) Start(ctx context.Context) {
 		return
 	}
 	ctx, p.stop = context.WithCancel(ctx)
-	client := &http.Client{Transport: p.transport, Timeout: p.cfg.HealthTimeout,
+	client := &http.Client{Transport: p.transport.fallback, Timeout: p.cfg.HealthTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for _, o := range p.origins {
 		p.wg.Add(1)
@@ -320,6 +322,6 @@ func (p *Pool) Close() {
 		p.stop()
 	}
 	p.wg.Wait()
-	p.transport.CloseIdleConnections()
+	p.transport.Close()
 	p.metrics.remove(p)
 }
