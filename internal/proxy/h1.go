@@ -66,6 +66,14 @@ const (
 	h1WriteBuffer = 4 << 10
 )
 
+// maxResponseHead bounds what is read of an origin's response before its
+// head is complete (bytes; the status line, headers and any informational
+// responses), as http.Transport's MaxResponseHeaderBytes does: a broken
+// origin that sends headers without end costs 1 MiB, not the heap.
+const maxResponseHead = 1 << 20
+
+var errHeadTooLarge = errors.New("proxy: origin response head larger than 1 MiB")
+
 // aLongTimeAgo is a deadline in the past: setting it unblocks any pending
 // read or write on a connection at once.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -91,11 +99,15 @@ type h1Conn struct {
 	bw     *bufio.Writer
 	key    string
 	read   int64     // bytes read in the current exchange
+	limit  int64     // while > 0, reading beyond it fails (the response head)
 	idleAt time.Time // when it last went idle
 	reused bool      // it served an exchange before this one
 }
 
 func (c *h1Conn) Read(p []byte) (int, error) {
+	if c.limit > 0 && c.read >= c.limit {
+		return 0, errHeadTooLarge
+	}
 	n, err := c.conn.Read(p)
 	c.read += int64(n)
 	return n, err
@@ -140,7 +152,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // exchange writes req on pc and reads the response head. On error pc is
 // closed; on success the returned body owns pc.
 func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Request) (*http.Response, error) {
-	pc.read = 0
+	pc.read, pc.limit = 0, maxResponseHead
 	// A client that leaves (or an HTTP/2 stream reset) unblocks whatever
 	// the exchange waits on; the connection is then not reused.
 	stop := context.AfterFunc(ctx, func() { pc.conn.SetDeadline(aLongTimeAgo) })
@@ -189,6 +201,7 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 		// Never asked for (upgrades take the fallback).
 		return fail(errors.New("proxy: origin switched protocols unasked"))
 	}
+	pc.limit = 0
 	if t.respHeaderTimeout > 0 {
 		pc.conn.SetReadDeadline(time.Time{})
 	}

@@ -336,13 +336,15 @@ func TestH1Fallback(t *testing.T) {
 // their connection is not reused.
 func TestH1BadOrigin(t *testing.T) {
 	tests := []struct {
-		name  string
-		reply string
+		name    string
+		reply   string
+		wantErr error // when set, the error must wrap it
 	}{
 		{name: "not HTTP", reply: "SSH-2.0-OpenSSH\r\n\r\n"},
 		{name: "bad status line", reply: "HTTP/1.1 abc OK\r\n\r\n"},
 		{name: "bad content length", reply: "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n"},
 		{name: "too many 1xx", reply: strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", 8) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"},
+		{name: "endless headers", reply: "HTTP/1.1 200 OK\r\n" + strings.Repeat("X-Filler: "+strings.Repeat("a", 1000)+"\r\n", 1100), wantErr: errHeadTooLarge},
 		{name: "unasked 101", reply: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"},
 	}
 	for _, tc := range tests {
@@ -370,8 +372,12 @@ func TestH1BadOrigin(t *testing.T) {
 			}()
 			tr := newTestH1(time.Second)
 			defer tr.Close()
-			if resp, _, err := h1Get(t, tr, context.Background(), "GET", "http://"+ln.Addr().String()+"/", true); err == nil {
+			resp, _, err := h1Get(t, tr, context.Background(), "GET", "http://"+ln.Addr().String()+"/", true)
+			if err == nil {
 				t.Fatalf("no error; status %d", resp.StatusCode)
+			}
+			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}
 			if n := len(tr.idle[ln.Addr().String()]); n != 0 {
 				t.Errorf("%d connections pooled after a bad response", n)
