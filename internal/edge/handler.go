@@ -248,14 +248,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := h.newID()
-
-	// Headers the origin relies on are set by us only (F03, F04).
-	hd := r.Header
-	hd[proxy.RequestIDHeader] = []string{id}
-	hd[proxy.ClientHeader] = []string{res.Addr.String()}
-	if up := hd["Upgrade"]; len(up) > 0 && !strings.EqualFold(up[0], "websocket") {
-		delete(hd, "Upgrade") // only WebSocket upgrades pass (h2c etc. never reach the origin)
-	}
+	idv := []string{id} // the response's X-Request-Id, and later the origin's
 
 	// Request smuggling: Go's parser refuses duplicate or conflicting
 	// Content-Length (400) and unknown transfer codings (501); a request with
@@ -269,8 +262,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 	}
 	// Every response carries the request id, so an operator can find the
-	// request in the logs (`explain`) whatever the verdict.
-	w.Header()[proxy.RequestIDHeader] = hd[proxy.RequestIDHeader]
+	// request in the logs (`explain`) whatever the verdict; WriteVerdict
+	// finds it set and keeps it.
+	w.Header()[proxy.RequestIDHeader] = idv
 
 	fr := frPool.Get().(*filter.Request)
 	*fr = filter.Request{ID: id, Site: site.Index, Addr: res.Addr, Prefix: res.Prefix, Peer: peer, Method: r.Method, Path: r.URL.Path, HTTP: r, Now: mono}
@@ -280,10 +274,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer frPool.Put(fr)
 
 	rw := rwPool.Get().(*responseWriter)
-	rw.reset(w, rt.Limits.WriteIdleTimeout)
+	var connArmed *time.Time
+	if ci != nil {
+		connArmed = &ci.writeDeadline
+	}
+	rw.reset(w, rt.Limits.WriteIdleTimeout, now, connArmed)
 	defer func() {
 		h.account(r, rw, fr, site, now, res)
-		rw.reset(nil, 0)
+		rw.reset(nil, 0, time.Time{}, nil)
 		rwPool.Put(rw)
 	}()
 
@@ -299,6 +297,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			refuse(rw, r, fr, site, v)
 			return
 		}
+	}
+
+	// Headers the origin relies on are set by us only (F03, F04), on every
+	// request the chain let through; the shield's refusals above never
+	// reach the origin and skip the work (no filter reads these headers).
+	hd := r.Header
+	hd[proxy.RequestIDHeader] = idv
+	hd[proxy.ClientHeader] = []string{res.Addr.String()}
+	if up := hd["Upgrade"]; len(up) > 0 && !strings.EqualFold(up[0], "websocket") {
+		delete(hd, "Upgrade") // only WebSocket upgrades pass (h2c etc. never reach the origin)
 	}
 
 	if site.Endpoints != nil && site.Endpoints(rw, r, fr) {
@@ -452,7 +460,7 @@ func (h *Handler) buffer(buf *BodyBuffer, client netip.Addr, r *http.Request, br
 // closes an HTTP/1 connection whose body is not read whole
 // (closeIfBodyUnread).
 func refuse(rw *responseWriter, r *http.Request, fr *filter.Request, site *Site, v filter.Verdict) {
-	rw.verdict = v.Action
+	rw.answer(v.Action)
 	closeIfBodyUnread(rw, r)
 	site.Chain.Write(rw, r, fr, v)
 }

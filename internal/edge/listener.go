@@ -168,6 +168,8 @@ type connInfo struct {
 	// closed (see park).
 	parked  atomic.Bool
 	release chan struct{}
+
+	writeDeadline time.Time // HTTP/1 write deadline last set on conn (responseWriter.armed)
 }
 
 type connInfoKey struct{}

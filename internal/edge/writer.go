@@ -20,9 +20,17 @@ import (
 // (SSE, NDJSON; case F20), and exposes the underlying writer through
 // Unwrap so http.ResponseController finds Flusher and Hijacker (case F21).
 type responseWriter struct {
-	w         http.ResponseWriter
-	ctl       *http.ResponseController
+	w http.ResponseWriter
+	// ctl reaches w's deadlines; it is held by value (a pointer from
+	// http.NewResponseController cost every request an allocation) and
+	// valid when deadlines is set.
+	ctl       http.ResponseController
+	deadlines bool
 	writeIdle time.Duration
+	// start is the request's arrival (wall and monotonic clock): the
+	// writer reads the time as start plus the monotonic time since (now),
+	// one clock read where time.Now takes two.
+	start time.Time
 	// timerDeadline is set for HTTP/2: a stream's write deadline is a
 	// timer that resets the stream when it fires, writing or not, so it is
 	// armed only around each write (case F20: an SSE stream silent for
@@ -36,23 +44,62 @@ type responseWriter struct {
 	headerAt      time.Time
 	verdict       filter.Action
 	hijacked      bool
-	// armedUntil is the HTTP/1 socket deadline last set: it is renewed
-	// only once less than half of writeIdle is left, not before every
-	// write (SetWriteDeadline costs a runtime timer update; a profile of
-	// the reject path showed ~4% of CPU in it).
-	armedUntil time.Time
+	// armed is the HTTP/1 socket deadline last set, renewed only once
+	// less than half of writeIdle is left, not before every write
+	// (SetWriteDeadline costs a runtime timer update; a profile of the
+	// reject path showed ~4% of CPU in it, then ~1.4% set once per
+	// request). It points at the connection's record (connInfo) when the
+	// handler has one, so keep-alive requests share it (HTTP/1 serves a
+	// connection's requests one at a time), else at ownArmed.
+	armed    *time.Time
+	ownArmed time.Time
+	// shield marks the shield's own answer (answer): on HTTP/1 its
+	// WriteHeader and Write use the deadline armed there and read no
+	// clock, and its content type is never a stream to flush.
+	shield bool
 	// writeTimedOut is set when a write hit the write deadline (slow read).
 	writeTimedOut bool
 }
 
-func (rw *responseWriter) reset(w http.ResponseWriter, writeIdle time.Duration) {
-	*rw = responseWriter{w: w, writeIdle: writeIdle}
+// reset readies rw for a request that arrived at start (time.Now, with
+// its monotonic reading) and is answered through w; connArmed, when not
+// nil, is the connection's record of its HTTP/1 write deadline (see
+// armed). reset(nil, 0, time.Time{}, nil) clears rw for the pool.
+func (rw *responseWriter) reset(w http.ResponseWriter, writeIdle time.Duration, start time.Time, connArmed *time.Time) {
+	*rw = responseWriter{w: w, writeIdle: writeIdle, start: start}
+	rw.armed = &rw.ownArmed
 	if w != nil && writeIdle > 0 {
-		rw.ctl = http.NewResponseController(w)
+		rw.ctl = *http.NewResponseController(w)
+		rw.deadlines = true
 		_, hijackable := w.(http.Hijacker) // HTTP/1 only
 		rw.timerDeadline = !hijackable
+		if hijackable && connArmed != nil {
+			rw.armed = connArmed
+		}
 	}
 }
+
+// answer readies rw for the shield's own answer to its request (refuse),
+// written at once from memory: a header and a body of a few KiB. On
+// HTTP/1 the write deadline is checked here, once, and the answer's
+// WriteHeader and Write read no clock (headerAt, the origin's latency,
+// is not needed); HTTP/2 streams arm theirs around each write as usual.
+func (rw *responseWriter) answer(v filter.Action) {
+	rw.verdict = v
+	if rw.timerDeadline {
+		return
+	}
+	if rw.deadlines {
+		rw.deadline(rw.now())
+	}
+	rw.shield = true
+}
+
+// now returns the current time from the monotonic clock alone: start
+// plus the monotonic time elapsed since start. Its wall reading follows
+// start's, so a wall-clock step during the request does not show; the
+// writer's deadlines and latencies are durations, which it never affects.
+func (rw *responseWriter) now() time.Time { return rw.start.Add(time.Since(rw.start)) }
 
 func (rw *responseWriter) Header() http.Header { return rw.w.Header() }
 
@@ -66,10 +113,12 @@ func (rw *responseWriter) WriteHeader(code int) {
 	}
 	rw.wroteHeader = true
 	rw.status = code
-	rw.headerAt = time.Now()
-	rw.deadline()
+	if !rw.shield {
+		rw.headerAt = rw.now()
+		rw.deadline(rw.headerAt)
+	}
 	rw.w.WriteHeader(code)
-	if isStreaming(rw.w.Header()) {
+	if !rw.shield && isStreaming(rw.w.Header()) {
 		rw.flush()
 	}
 	rw.disarm()
@@ -79,7 +128,9 @@ func (rw *responseWriter) Write(p []byte) (int, error) {
 	if !rw.wroteHeader {
 		rw.WriteHeader(http.StatusOK)
 	}
-	rw.deadline()
+	if !rw.shield {
+		rw.deadline(rw.now())
+	}
 	n, err := rw.w.Write(p)
 	rw.disarm()
 	if err != nil && isTimeoutErr(err) {
@@ -89,28 +140,32 @@ func (rw *responseWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (rw *responseWriter) deadline() {
-	if rw.ctl == nil {
+// deadline arms the write deadline writeIdle after now (the caller's
+// reading of rw.now, shared with headerAt where it has one).
+func (rw *responseWriter) deadline(now time.Time) {
+	if !rw.deadlines {
 		return
 	}
-	now := time.Now()
-	if !rw.timerDeadline && rw.armedUntil.Sub(now) > rw.writeIdle/2 {
+	if !rw.timerDeadline && rw.armed.Sub(now) > rw.writeIdle/2 {
 		return
 	}
-	rw.armedUntil = now.Add(rw.writeIdle)
-	_ = rw.ctl.SetWriteDeadline(rw.armedUntil)
+	at := now.Add(rw.writeIdle)
+	if !rw.timerDeadline {
+		*rw.armed = at
+	}
+	_ = rw.ctl.SetWriteDeadline(at)
 }
 
 // disarm clears an HTTP/2 stream's write deadline after a write returned.
 func (rw *responseWriter) disarm() {
-	if rw.ctl != nil && rw.timerDeadline {
+	if rw.deadlines && rw.timerDeadline {
 		_ = rw.ctl.SetWriteDeadline(time.Time{})
 	}
 }
 
 // Flush implements http.Flusher.
 func (rw *responseWriter) Flush() {
-	rw.deadline()
+	rw.deadline(rw.now())
 	rw.flush()
 	rw.disarm()
 }
@@ -128,7 +183,7 @@ func (rw *responseWriter) FlushError() error {
 	if !rw.wroteHeader {
 		rw.WriteHeader(http.StatusOK)
 	}
-	rw.deadline()
+	rw.deadline(rw.now())
 	err := http.NewResponseController(rw.w).Flush()
 	rw.disarm()
 	return err
@@ -143,9 +198,10 @@ func (rw *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	_ = c.SetDeadline(time.Time{})
+	*rw.armed = time.Time{}
 	rw.hijacked = true
 	if !rw.wroteHeader {
-		rw.wroteHeader, rw.status, rw.headerAt = true, http.StatusSwitchingProtocols, time.Now()
+		rw.wroteHeader, rw.status, rw.headerAt = true, http.StatusSwitchingProtocols, rw.now()
 	}
 	return c, brw, nil
 }
