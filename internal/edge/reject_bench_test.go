@@ -1,10 +1,7 @@
 package edge
 
 import (
-	"bufio"
-	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -25,18 +22,6 @@ const (
 	deniedClient = "198.51.100.7"
 	trustedPeer  = "127.0.0.1"
 )
-
-// h1Writer is an allocation-free http.ResponseWriter with the methods of
-// net/http's HTTP/1 writer that the edge's response writer looks for: a
-// write deadline (a no-op) and Hijack (so the writer takes the HTTP/1
-// deadline path; it is never called on the reject path).
-type h1Writer struct{ nopWriter }
-
-func (*h1Writer) SetWriteDeadline(time.Time) error { return nil }
-
-func (*h1Writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return nil, nil, errors.New("h1Writer: no connection")
-}
 
 // countingObserver counts the accounting records it receives and keeps
 // the last one's verdict and status (a copy: the record is pooled).
@@ -145,7 +130,7 @@ func BenchmarkRejectPath(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			h := newRejectHandler(b, &countingObserver{}, slog.New(slog.DiscardHandler))
 			r := newDeniedRequest(tc.accept)
-			w := &h1Writer{nopWriter{h: http.Header{}}}
+			w := &h1Writer{deadlineWriter{nopWriter: nopWriter{h: http.Header{}}}}
 			b.ReportAllocs()
 			for b.Loop() {
 				clear(w.h)

@@ -12,22 +12,28 @@ import (
 	"github.com/portcullis/portcullis/internal/filter"
 )
 
-// deadlineWriter records the write deadlines set through it; with hijack
-// it looks like net/http's HTTP/1 writer, without it like HTTP/2's.
+// deadlineWriter is an allocation-free http.ResponseWriter with the write
+// deadline method of net/http's writers, a no-op that records the
+// deadlines set when record is on.
 type deadlineWriter struct {
 	nopWriter
-	set []time.Time
+	record bool
+	set    []time.Time
 }
 
 func (w *deadlineWriter) SetWriteDeadline(t time.Time) error {
-	w.set = append(w.set, t)
+	if w.record {
+		w.set = append(w.set, t)
+	}
 	return nil
 }
 
-type h1DeadlineWriter struct{ deadlineWriter }
+// h1Writer also has Hijack, so the edge's response writer takes it for
+// net/http's HTTP/1 writer (Hijack itself is never called here).
+type h1Writer struct{ deadlineWriter }
 
-func (*h1DeadlineWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return nil, nil, errors.New("h1DeadlineWriter: no connection")
+func (*h1Writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return nil, nil, errors.New("h1Writer: no connection")
 }
 
 // TestWriteDeadlineAcrossRequests checks the write deadline of answers
@@ -64,10 +70,10 @@ func TestWriteDeadlineAcrossRequests(t *testing.T) {
 				var dw *deadlineWriter
 				var w http.ResponseWriter
 				if tc.h1 {
-					hw := &h1DeadlineWriter{deadlineWriter{nopWriter: nopWriter{h: http.Header{}}}}
+					hw := &h1Writer{deadlineWriter{nopWriter: nopWriter{h: http.Header{}}, record: true}}
 					dw, w = &hw.deadlineWriter, hw
 				} else {
-					dw = &deadlineWriter{nopWriter: nopWriter{h: http.Header{}}}
+					dw = &deadlineWriter{nopWriter: nopWriter{h: http.Header{}}, record: true}
 					w = dw
 				}
 				var connArmed *time.Time
