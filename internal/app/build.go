@@ -80,14 +80,16 @@ func (a *App) build(cfg *config.Config) (*generation, error) {
 		}
 		rt.Inflight = a.state.inflight
 	}
+	bufCfg := edge.BufferConfig{MemoryBytes: int64(l.RequestBufferBytes), TotalBytes: int64(l.RequestBufferTotalBytes),
+		PerClientBytes: int64(l.RequestBufferPerClientBytes), SpoolDir: filepath.Join(cfg.DataDir, "spool"),
+		IPv4PrefixBits: cfg.ClientIP.IPv4Prefix, IPv6PrefixBits: cfg.ClientIP.IPv6Prefix}
 	if a.state.buffer == nil {
-		b, err := edge.NewBodyBuffer(edge.BufferConfig{MemoryBytes: int64(l.RequestBufferBytes), TotalBytes: int64(l.RequestBufferTotalBytes),
-			PerClientBytes: int64(l.RequestBufferPerClientBytes), SpoolDir: filepath.Join(cfg.DataDir, "spool")}, a.reg)
+		b, err := edge.NewBodyBuffer(bufCfg, a.reg)
 		if err != nil {
 			return nil, err
 		}
 		a.state.buffer = b
-	} else if err := a.state.buffer.SetLimits(int64(l.RequestBufferBytes), int64(l.RequestBufferTotalBytes), int64(l.RequestBufferPerClientBytes)); err != nil {
+	} else if err := a.state.buffer.SetLimits(bufCfg); err != nil {
 		return nil, err
 	}
 	rt.Buffer = a.state.buffer

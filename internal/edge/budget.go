@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"math/bits"
 	"sync"
 	"time"
 
@@ -9,59 +10,80 @@ import (
 )
 
 // budget is a byte semaphore whose acquirers may wait a bounded time for
-// room. With a per-key share (the request buffer's memory: one key per
-// resolved client address) no single key may hold more than perKey bytes,
-// so one client cannot take the whole budget.
+// room. With shares (the request buffer's memory and spool) a reservation
+// counts against a claim — the client's address and its aggregate prefix
+// (/24, /64) — as well as the whole budget: no single address may hold
+// more than perAddr bytes and no single prefix more than perPrefix, so
+// neither one client nor many addresses of one network can take the whole
+// budget (HANDED F06: a flood rotating addresses inside one /64 is one
+// client).
 //
-// The per-key table holds an entry only while its key holds bytes: every
-// entry holds at least one 4 KiB chunk, so the table never has more than
-// total/4 KiB entries however many addresses a flood rotates through
-// (HANDED F11: bounded memory, nothing to sweep).
+// A share never refuses a body that is the only one its address (or
+// prefix) holds in the budget (held == own): one body, however large, is
+// bounded by the whole budget and the route's cap, not by a share. Shares
+// bound how many bodies a client keeps open, not how large one body may be.
+//
+// The per-key tables hold an entry only while its key holds bytes. Every
+// body holding bytes holds at least one 4 KiB chunk of memory (a spooling
+// body its copy buffer, a spooled one its whole size > MemoryBytes on
+// disk), so each table has at most total/4 KiB entries for memory and
+// (memory total + spool total)/4 KiB for the spool, however many addresses
+// a flood rotates through (HANDED F11: bounded memory, nothing to sweep).
 type budget struct {
-	mu     sync.Mutex
-	used   int64
-	total  int64
-	perKey int64                   // bytes one key may hold; 0 = no share
-	keys   map[ratelimit.Key]int64 // bytes held per key (nil = not tracked)
-	wake   chan struct{}           // closed when room frees; nil while nobody waits
+	mu        sync.Mutex
+	used      int64
+	total     int64
+	perAddr   int64                   // bytes one address may hold; 0 = no share
+	perPrefix int64                   // bytes one prefix may hold; 0 = no share
+	addrs     map[ratelimit.Key]int64 // bytes held per address (nil = not tracked)
+	prefixes  map[ratelimit.Key]int64 // bytes held per prefix (nil = not tracked)
+	wake      chan struct{}           // closed when room frees; nil while nobody waits
 }
+
+// claim names whom a reservation counts against: a client address and its
+// aggregate prefix (ratelimit keys; the zero Key has no share, only the
+// whole budget). A body keeps its claim from first reservation to release,
+// so a reload that changes the prefix lengths cannot unbalance the tables.
+type claim struct{ addr, prefix ratelimit.Key }
 
 // refusal says why budget.acquire did not reserve.
 type refusal uint8
 
 const (
-	admitted     refusal = iota
-	refusedFull          // the whole budget stayed full
-	refusedShare         // the key's share stayed full
+	admitted           refusal = iota
+	refusedFull                // the whole budget stayed full
+	refusedShare               // the address's share stayed full
+	refusedPrefixShare         // the prefix's share stayed full
 )
 
 // err maps a refusal to the error Fill returns: ErrBufferShareFull for the
-// key's share, full for the whole budget, nil when admitted.
+// address's share, errPrefixShareFull (wrapping it) for the prefix's, full
+// for the whole budget, nil when admitted.
 func (r refusal) err(full error) error {
 	switch r {
 	case refusedShare:
 		return ErrBufferShareFull
+	case refusedPrefixShare:
+		return errPrefixShareFull
 	case refusedFull:
 		return full
 	}
 	return nil
 }
 
-// trackKeys turns on the per-key table (before first use).
-func (g *budget) trackKeys() { g.keys = map[ratelimit.Key]int64{} }
-
-func (g *budget) setTotal(n int64) {
-	g.mu.Lock()
-	g.total = n
-	g.wakeLocked()
-	g.mu.Unlock()
+// trackKeys turns on the per-address and per-prefix tables (before first
+// use).
+func (g *budget) trackKeys() {
+	g.addrs = map[ratelimit.Key]int64{}
+	g.prefixes = map[ratelimit.Key]int64{}
 }
 
-// setPerKey sets the per-key share (bytes; 0 = none). Keys already above a
-// lowered share keep what they hold and get no more until under it.
-func (g *budget) setPerKey(n int64) {
+// setLimits sets the whole budget and the shares of one address and one
+// prefix (bytes; a share of 0 = none). Keys already above a lowered share
+// keep what they hold and get no more until under it.
+func (g *budget) setLimits(total, perAddr, perPrefix int64) {
 	g.mu.Lock()
-	g.perKey = n
+	g.total, g.perAddr, g.perPrefix = total, perAddr, perPrefix
 	g.wakeLocked()
 	g.mu.Unlock()
 }
@@ -78,43 +100,62 @@ func (g *budget) inUse() int64 {
 	return g.used
 }
 
-// holders is the number of keys holding bytes now.
-func (g *budget) holders() int {
+// holders is the number of addresses and of prefixes holding bytes now.
+func (g *budget) holders() (addrs, prefixes int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.keys)
+	return len(g.addrs), len(g.prefixes)
 }
 
-// tryLocked reserves n bytes for k if both the key's share and the whole
-// budget have room. The share is checked first: a client over its share
-// is told so (429) even when the whole budget is full too. The invalid
-// key (no client identity) has no share, only the whole budget.
-func (g *budget) tryLocked(k ratelimit.Key, n int64) refusal {
-	keyed := g.keys != nil && k.IsValid()
-	var held int64
-	if keyed {
-		held = g.keys[k]
-		if g.perKey > 0 && held+n > g.perKey {
+// overShare reports whether share (0 = none) refuses n more bytes for a
+// key that holds held bytes, own of them the requesting body's.
+func overShare(share, held, own, n int64) bool {
+	return share > 0 && held+n > share && held > own
+}
+
+// tryLocked reserves n bytes for c if the address's share, the prefix's
+// share and the whole budget all have room; own is what the requesting
+// body already holds here (see the type's comment). The shares are
+// checked first, the address's before the prefix's: a client over a share
+// is told so (429) even when the whole budget is full too.
+func (g *budget) tryLocked(c claim, own, n int64) refusal {
+	if n <= 0 {
+		return admitted // nothing to hold: no table entry
+	}
+	var addrHeld, prefixHeld int64
+	addr := g.addrs != nil && c.addr.IsValid()
+	prefix := g.prefixes != nil && c.prefix.IsValid()
+	if addr {
+		if addrHeld = g.addrs[c.addr]; overShare(g.perAddr, addrHeld, own, n) {
 			return refusedShare
+		}
+	}
+	if prefix {
+		if prefixHeld = g.prefixes[c.prefix]; overShare(g.perPrefix, prefixHeld, own, n) {
+			return refusedPrefixShare
 		}
 	}
 	if g.used+n > g.total {
 		return refusedFull
 	}
 	g.used += n
-	if keyed {
-		g.keys[k] = held + n
+	if addr {
+		g.addrs[c.addr] = addrHeld + n
+	}
+	if prefix {
+		g.prefixes[c.prefix] = prefixHeld + n
 	}
 	return admitted
 }
 
-// acquire reserves n bytes for k, waiting up to wait for room; it reports
-// why it did not (n exceeds the whole budget or the share, the wait
-// ended, or ctx ended).
-func (g *budget) acquire(ctx context.Context, k ratelimit.Key, n int64, wait time.Duration) refusal {
+// acquire reserves n bytes for c, waiting up to wait for room; own is what
+// the requesting body already holds in this budget. It reports why it did
+// not reserve (n exceeds the whole budget, the wait ended, or ctx ended).
+// A share refusal waits too: the client's other bodies may end meanwhile.
+func (g *budget) acquire(ctx context.Context, c claim, own, n int64, wait time.Duration) refusal {
 	g.mu.Lock()
-	r := g.tryLocked(k, n)
-	if r == admitted || n > g.total || (r == refusedShare && n > g.perKey) {
+	r := g.tryLocked(c, own, n)
+	if r == admitted || n > g.total {
 		g.mu.Unlock()
 		return r
 	}
@@ -134,29 +175,55 @@ func (g *budget) acquire(ctx context.Context, k ratelimit.Key, n int64, wait tim
 			return r
 		}
 		g.mu.Lock()
-		if r = g.tryLocked(k, n); r == admitted {
+		if r = g.tryLocked(c, own, n); r == admitted {
 			g.mu.Unlock()
 			return r
 		}
 	}
 }
 
-// release returns n bytes k acquired.
-func (g *budget) release(k ratelimit.Key, n int64) {
-	if n == 0 {
+// release returns n bytes c acquired.
+func (g *budget) release(c claim, n int64) {
+	if n <= 0 {
 		return
 	}
 	g.mu.Lock()
 	g.used -= n
-	if g.keys != nil && k.IsValid() {
-		if left := g.keys[k] - n; left > 0 {
-			g.keys[k] = left
-		} else {
-			delete(g.keys, k)
-		}
+	if g.addrs != nil && c.addr.IsValid() {
+		releaseKey(g.addrs, c.addr, n)
+	}
+	if g.prefixes != nil && c.prefix.IsValid() {
+		releaseKey(g.prefixes, c.prefix, n)
 	}
 	g.wakeLocked()
 	g.mu.Unlock()
+}
+
+// releaseKey takes n bytes off k's entry in m, deleting it at zero.
+func releaseKey(m map[ratelimit.Key]int64, k ratelimit.Key, n int64) {
+	if left := m[k] - n; left > 0 {
+		m[k] = left
+	} else {
+		delete(m, k)
+	}
+}
+
+// prefixShare is the share of one prefix given one address's share and
+// the whole budget: PrefixShareFactor × perAddr, or none (0) where that
+// comes to the whole budget.
+func prefixShare(perAddr, total int64) int64 {
+	if perAddr > (total-1)/PrefixShareFactor { // PrefixShareFactor × perAddr ≥ total
+		return 0
+	}
+	return PrefixShareFactor * perAddr
+}
+
+// scale returns x × num / den (num ≤ den, all positive) without
+// overflowing int64.
+func scale(x, num, den int64) int64 {
+	hi, lo := bits.Mul64(uint64(x), uint64(num))
+	q, _ := bits.Div64(hi, lo, uint64(den))
+	return int64(q)
 }
 
 func (g *budget) wakeLocked() {

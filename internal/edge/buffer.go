@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portcullis/portcullis/internal/clientip"
 	"github.com/portcullis/portcullis/internal/ratelimit"
 )
 
@@ -29,10 +30,16 @@ import (
 // chunked-vs-Content-Length request-smuggling surface toward the origin).
 //
 // One client address may hold at most its share of the memory budget
-// (BufferConfig.PerClientBytes), so that a single address holding bodies
-// open (a fast start, then a trickle) cannot fill the buffer and have every
+// (BufferConfig.PerClientBytes), and the addresses of one aggregate prefix
+// (the client's /24 or /64, the same prefix the rest of the shield keys
+// on: clientip.PrefixOf) together at most PrefixShareFactor times that, so
+// that neither a single address nor a flood rotating addresses inside one
+// network (HANDED F06: 2^64 addresses in an IPv6 /64) can fill the buffer
+// by holding bodies open (a fast start, then a trickle) and have every
 // other client's POST refused; the minimum body rate over a sliding window
-// (MinBodyRateWindow) bounds how long it can hold them.
+// (MinBodyRateWindow) bounds how long it can hold them. The disk spool has
+// the same two shares, in proportion to its budget. A share never refuses
+// a client's only body (see BufferConfig.PerClientBytes).
 
 // ErrBufferFull is returned by BodyBuffer.Fill when the memory (or spool)
 // budget stayed full for the whole wait; the client gets 503 with
@@ -49,12 +56,17 @@ var (
 )
 
 // ErrBufferShareFull is returned by BodyBuffer.Fill when the client's
-// share of the memory budget (BufferConfig.PerClientBytes) stayed full for
-// the whole wait: that client already holds as much buffered body as one
-// address may. It does not wrap ErrBufferFull: the client gets 429 with
-// Retry-After (its own doing), not 503 (the site is busy), and other
-// clients are unaffected.
+// share of the memory or spool budget (BufferConfig.PerClientBytes) stayed
+// full for the whole wait: that client address, or the addresses of its
+// prefix together, already hold as much buffered body as they may. It does
+// not wrap ErrBufferFull: the client gets 429 with Retry-After (its own or
+// its network's doing), not 503 (the site is busy), and clients of other
+// prefixes are unaffected.
 var ErrBufferShareFull = errors.New("edge: request buffer: client's share full")
+
+// errPrefixShareFull tells (in logs) that the prefix's share was full,
+// not the address's own.
+var errPrefixShareFull = fmt.Errorf("%w (prefix)", ErrBufferShareFull)
 
 // ErrNotBuffered is returned by BodyBuffer.Fill, having read nothing, for a
 // body that cannot be buffered: its Content-Length is above MemoryBytes and
@@ -69,6 +81,15 @@ const DefaultBufferWait = 250 * time.Millisecond
 // BufferConfig.PerClientBytes is 0: TotalBytes/PerClientDivisor (8 MiB of
 // 64 MiB), and never less than one whole body (MemoryBytes).
 const PerClientDivisor = 8
+
+// PrefixShareFactor sizes the share of one aggregate prefix (all client
+// addresses of one IPv4 /24 or IPv6 /64 by default) as PrefixShareFactor ×
+// the per-address share, at most the whole budget: 16 MiB of 64 MiB by
+// default, so two addresses at their share fill their network's, and it
+// takes four networks, not one, to fill the buffer. A prefix share that
+// comes to the whole budget is not enforced (the budget's own limit, 503,
+// applies).
+const PrefixShareFactor = 2
 
 // SpoolFactor sizes the spool's disk budget from the memory budget when
 // BufferConfig.SpoolTotalBytes is 0.
@@ -112,10 +133,22 @@ type BufferConfig struct {
 	TotalBytes int64
 	// PerClientBytes caps the memory the bodies of one client address hold
 	// together (bytes, MemoryBytes ≤ PerClientBytes ≤ TotalBytes; 0 =
-	// TotalBytes/PerClientDivisor, at least MemoryBytes). Beyond it the
-	// client's bodies wait like any other, then get ErrBufferShareFull.
-	// The disk spool has no per-client share.
+	// TotalBytes/PerClientDivisor, at least MemoryBytes); the addresses of
+	// one prefix (IPv4PrefixBits, IPv6PrefixBits) may hold PrefixShareFactor
+	// times it together, at most TotalBytes. The spool has the same two
+	// shares in proportion: SpoolTotalBytes × PerClientBytes / TotalBytes
+	// per address, and PrefixShareFactor times that per prefix. Beyond a
+	// share the client's bodies wait like any other, then get
+	// ErrBufferShareFull. A share never refuses a body that is the only one
+	// its address (or prefix) holds in that store, so a single body is
+	// bounded only by the whole budget and the route's cap.
 	PerClientBytes int64
+	// IPv4PrefixBits and IPv6PrefixBits are the aggregate prefix lengths
+	// whose shares a client's bodies also count against: the shield's
+	// client prefix (clientip.Config's fields of the same names; 8..32 and
+	// 48..128, 0 = clientip.DefaultIPv4PrefixBits (/24) and
+	// clientip.DefaultIPv6PrefixBits (/64)).
+	IPv4PrefixBits, IPv6PrefixBits int
 	// SpoolDir holds the temporary files of bodies above MemoryBytes
 	// (created 0700; files are unlinked as soon as they are created). ""
 	// turns spooling off: a body with a larger Content-Length streams to
@@ -132,11 +165,12 @@ type BufferConfig struct {
 }
 
 // BodyBuffer reads request bodies whole before they are forwarded, within
-// a memory budget and a disk (spool) budget. Safe for concurrent use; one
-// per process, kept across configuration reloads (SetLimits).
+// a memory budget and a disk (spool) budget, each with per-address and
+// per-prefix shares. Safe for concurrent use; one per process, kept across
+// configuration reloads (SetLimits).
 type BodyBuffer struct {
 	memBytes   atomic.Int64
-	fixedSpool int64
+	prefixBits atomic.Uint32 // IPv4 bits << 8 | IPv6 bits
 	spoolDir   string
 	wait       time.Duration
 	mem, disk  budget
@@ -145,14 +179,15 @@ type BodyBuffer struct {
 
 // NewBodyBuffer validates cfg, creates SpoolDir (removing files a crash
 // left behind) and registers the buffer's metrics on reg (nil = none).
-// Errors are wrapped with the "edge:" prefix.
+// Errors are wrapped with the "edge:" prefix; see SetLimits.
 func NewBodyBuffer(cfg BufferConfig, reg prometheus.Registerer) (*BodyBuffer, error) {
-	b := &BodyBuffer{fixedSpool: cfg.SpoolTotalBytes, spoolDir: cfg.SpoolDir, wait: cfg.Wait}
+	b := &BodyBuffer{spoolDir: cfg.SpoolDir, wait: cfg.Wait}
 	if b.wait <= 0 {
 		b.wait = DefaultBufferWait
 	}
 	b.mem.trackKeys()
-	if err := b.SetLimits(cfg.MemoryBytes, cfg.TotalBytes, cfg.PerClientBytes); err != nil {
+	b.disk.trackKeys()
+	if err := b.SetLimits(cfg); err != nil {
 		return nil, err
 	}
 	if b.spoolDir != "" {
@@ -174,33 +209,49 @@ func NewBodyBuffer(cfg BufferConfig, reg prometheus.Registerer) (*BodyBuffer, er
 	return b, nil
 }
 
-// SetLimits changes the per-body memory cap, the total memory budget and
-// one client's share of it (bytes; a configuration reload; perClientBytes
-// 0 = totalBytes/PerClientDivisor, at least memoryBytes). Bodies being
-// buffered keep what they reserved. Errors: memoryBytes under 4 KiB,
-// totalBytes under it, or a non-zero perClientBytes outside
-// [memoryBytes, totalBytes].
-func (b *BodyBuffer) SetLimits(memoryBytes, totalBytes, perClientBytes int64) error {
+// SetLimits applies cfg's limits (a configuration reload): MemoryBytes,
+// TotalBytes, PerClientBytes, SpoolTotalBytes and the prefix lengths.
+// SpoolDir and Wait are fixed when the buffer is made and not read here.
+// Bodies being buffered keep what they reserved, and count against the
+// address and prefix they started with. Errors: MemoryBytes under 4 KiB,
+// TotalBytes under it, a non-zero PerClientBytes outside [MemoryBytes,
+// TotalBytes], or prefix lengths clientip refuses (wrapping
+// clientip.ErrPrefixBits).
+func (b *BodyBuffer) SetLimits(cfg BufferConfig) error {
+	memoryBytes, totalBytes, perClientBytes := cfg.MemoryBytes, cfg.TotalBytes, cfg.PerClientBytes
 	if memoryBytes < smallChunk || totalBytes < memoryBytes {
 		return fmt.Errorf("edge: request buffer: need 4KiB ≤ memory (%d) ≤ total (%d)", memoryBytes, totalBytes)
 	}
 	if perClientBytes != 0 && (perClientBytes < memoryBytes || perClientBytes > totalBytes) {
 		return fmt.Errorf("edge: request buffer: need memory (%d) ≤ per-client (%d) ≤ total (%d)", memoryBytes, perClientBytes, totalBytes)
 	}
+	v4, v6 := cfg.IPv4PrefixBits, cfg.IPv6PrefixBits
+	if err := (clientip.Config{IPv4PrefixBits: v4, IPv6PrefixBits: v6}).Validate(); err != nil {
+		return fmt.Errorf("edge: request buffer: %w", err)
+	}
+	if v4 == 0 {
+		v4 = clientip.DefaultIPv4PrefixBits
+	}
+	if v6 == 0 {
+		v6 = clientip.DefaultIPv6PrefixBits
+	}
 	if perClientBytes == 0 {
 		perClientBytes = max(totalBytes/PerClientDivisor, memoryBytes)
 	}
 	b.memBytes.Store(memoryBytes)
+	b.prefixBits.Store(uint32(v4)<<8 | uint32(v6))
 	// One body reserves at most memoryBytes rounded up to whole chunks:
 	// the budget and every client's share take at least one such body.
 	oneBody := (memoryBytes + smallChunk - 1) / smallChunk * smallChunk
-	b.mem.setTotal(max(totalBytes, oneBody))
-	b.mem.setPerKey(max(perClientBytes, oneBody))
-	spool := b.fixedSpool
+	total := max(totalBytes, oneBody)
+	perAddr := max(perClientBytes, oneBody)
+	b.mem.setLimits(total, perAddr, prefixShare(perAddr, total))
+	spool := cfg.SpoolTotalBytes
 	if spool <= 0 {
 		spool = SpoolFactor * totalBytes
 	}
-	b.disk.setTotal(spool)
+	spoolPerAddr := max(scale(spool, perAddr, total), 1)
+	b.disk.setLimits(spool, spoolPerAddr, prefixShare(spoolPerAddr, spool))
 	return nil
 }
 
@@ -209,16 +260,31 @@ func (b *BodyBuffer) InUse() (memory, disk int64) { return b.mem.inUse(), b.disk
 
 // Clients returns the number of client addresses holding buffer memory
 // now: the size of the per-client table, at most TotalBytes/4 KiB.
-func (b *BodyBuffer) Clients() int { return b.mem.holders() }
+func (b *BodyBuffer) Clients() int {
+	n, _ := b.mem.holders()
+	return n
+}
+
+// claimOf is whom a body of client counts against: its address and its
+// aggregate prefix at the configured lengths, derived as the resolver
+// derives filter.Request.Prefix (clientip.PrefixOf) and keyed as the rate
+// limits key it (ratelimit.KeyFromPrefix). The zero Addr has neither.
+func (b *BodyBuffer) claimOf(client netip.Addr) claim {
+	pb := b.prefixBits.Load()
+	return claim{
+		addr:   ratelimit.KeyFromAddr(client),
+		prefix: ratelimit.KeyFromPrefix(clientip.PrefixOf(client, int(pb>>8), int(pb&0xff))),
+	}
+}
 
 const spoolPattern = "body-*"
 
 // Fill reads src (a request body, already wrapped in the edge's limits:
 // idle timeout, minimum rate, route cap) to its end and returns it
-// buffered. client is the resolved client address whose share of the
-// memory budget the body counts against (the zero Addr: no share, only
-// the whole budget). contentLength is the declared length (-1 unknown).
-// ctx bounds the waits for room. Errors: ErrNotBuffered (nothing was read;
+// buffered. client is the resolved client address whose shares of the
+// memory and spool budgets the body counts against, and its prefix's (the
+// zero Addr: no share, only the whole budget). contentLength is the
+// declared length (-1 unknown). ctx bounds the waits for room. Errors: ErrNotBuffered (nothing was read;
 // stream src instead), ErrBufferFull, ErrBufferShareFull, src's errors
 // (*BodyTooLargeError, ErrSlowBody, a client that went away), a
 // *BodyTooLargeError for a chunked body larger than the whole spool, or a
@@ -228,7 +294,7 @@ func (b *BodyBuffer) Fill(ctx context.Context, client netip.Addr, src io.Reader,
 	if contentLength > memCap && (b.spoolDir == "" || contentLength > b.disk.limit()) {
 		return nil, ErrNotBuffered
 	}
-	body := &BufferedBody{b: b, key: ratelimit.KeyFromAddr(client)}
+	body := &BufferedBody{b: b, who: b.claimOf(client)}
 	body.chunks = body.inline[:0]
 	var err error
 	if contentLength > memCap {
@@ -273,7 +339,7 @@ func (body *BufferedBody) fillMemory(ctx context.Context, src io.Reader, content
 		if contentLength < 0 && len(body.chunks) == 0 || end-body.size < bigChunk {
 			size = smallChunk
 		}
-		if r := b.mem.acquire(ctx, body.key, size, b.wait); r != admitted {
+		if r := b.mem.acquire(ctx, body.who, body.mem, size, b.wait); r != admitted {
 			return r.err(errMemoryFull)
 		}
 		c := getChunk(size)
@@ -327,8 +393,8 @@ func (body *BufferedBody) spool(ctx context.Context, src io.Reader, first []byte
 	}
 	os.Remove(f.Name()) // the open descriptor keeps it; nothing is left after a crash
 	body.file = f
-	if b.disk.acquire(ctx, body.key, body.size+int64(len(first)), b.wait) != admitted {
-		return body.spoolFull(body.size + int64(len(first)))
+	if r := b.disk.acquire(ctx, body.who, 0, body.size+int64(len(first)), b.wait); r != admitted {
+		return body.spoolFull(r, body.size+int64(len(first)))
 	}
 	body.disk = body.size + int64(len(first))
 	rem := body.size
@@ -347,7 +413,7 @@ func (body *BufferedBody) spool(ctx context.Context, src io.Reader, first []byte
 		body.size += int64(len(first))
 	}
 	cs := b.copySize()
-	if r := b.mem.acquire(ctx, body.key, cs, b.wait); r != admitted {
+	if r := b.mem.acquire(ctx, body.who, body.mem, cs, b.wait); r != admitted {
 		return r.err(errMemoryFull)
 	}
 	body.copyBuf = getChunk(cs)
@@ -355,8 +421,8 @@ func (body *BufferedBody) spool(ctx context.Context, src io.Reader, first []byte
 	for {
 		n, rerr := src.Read(body.copyBuf)
 		if n > 0 {
-			if b.disk.acquire(ctx, body.key, int64(n), b.wait) != admitted {
-				return body.spoolFull(int64(n))
+			if r := b.disk.acquire(ctx, body.who, body.disk, int64(n), b.wait); r != admitted {
+				return body.spoolFull(r, int64(n))
 			}
 			body.disk += int64(n)
 			if _, err := f.Write(body.copyBuf[:n]); err != nil {
@@ -373,7 +439,7 @@ func (body *BufferedBody) spool(ctx context.Context, src io.Reader, first []byte
 	}
 	putChunk(body.copyBuf)
 	body.copyBuf = nil
-	b.mem.release(body.key, cs)
+	b.mem.release(body.who, cs)
 	body.mem -= cs
 	return nil
 }
@@ -387,14 +453,15 @@ func (b *BodyBuffer) copySize() int64 {
 	return bigChunk
 }
 
-// spoolFull is the error for a spool reservation of n more bytes that
-// failed: a body that could never fit the whole spool is too large (413),
-// otherwise the spool is busy (503).
-func (body *BufferedBody) spoolFull(n int64) error {
-	if body.disk+n > body.b.disk.limit() {
-		return &BodyTooLargeError{Limit: body.b.disk.limit()}
+// spoolFull is the error for a spool reservation of n more bytes refused
+// for r: a body that could never fit the whole spool is too large (413),
+// one over its client's share gets ErrBufferShareFull (429), otherwise the
+// spool is busy (503).
+func (body *BufferedBody) spoolFull(r refusal, n int64) error {
+	if lim := body.b.disk.limit(); body.disk+n > lim {
+		return &BodyTooLargeError{Limit: lim}
 	}
-	return errSpoolFull
+	return r.err(errSpoolFull)
 }
 
 // readFull reads into p until it is full, src ends (io.EOF, with the bytes
@@ -418,7 +485,7 @@ func readFull(src io.Reader, p []byte) (int, error) {
 // never another request's bytes.
 type BufferedBody struct {
 	b   *BodyBuffer
-	key ratelimit.Key // the client whose share the memory counts against
+	who claim // the address and prefix whose shares the body counts against
 
 	mu      sync.Mutex
 	closed  bool
@@ -507,11 +574,11 @@ func (body *BufferedBody) Close() error {
 		putChunk(body.copyBuf) // Read never touches it (or tail) after closed is set
 	}
 	body.copyBuf, body.tail = nil, nil
-	body.b.mem.release(body.key, body.mem)
+	body.b.mem.release(body.who, body.mem)
 	body.mem = 0
 	if body.file != nil {
 		body.file.Close()
-		body.b.disk.release(body.key, body.disk)
+		body.b.disk.release(body.who, body.disk)
 		body.disk = 0
 	}
 	return nil
@@ -527,6 +594,6 @@ func (body *BufferedBody) releaseChunks() {
 		body.chunks[i] = nil
 	}
 	body.chunks = body.chunks[:0]
-	body.b.mem.release(body.key, n)
+	body.b.mem.release(body.who, n)
 	body.mem -= n
 }

@@ -9,11 +9,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portcullis/portcullis/internal/clientip"
 )
 
 // One client's share of the request buffer: a single address holding
@@ -133,16 +136,7 @@ func TestBufferShareHTTP(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer held.Close()
-		h := newBodyHandler(t, b)
-		var reached [][]byte
-		rt := *h.Runtime()
-		site := *rt.Default
-		site.Origin = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			got, _ := io.ReadAll(r.Body)
-			reached = append(reached, got)
-		})
-		rt.Default, rt.Sites = &site, []*Site{&site}
-		h.Swap(&rt)
+		h := newRecordingHandler(t, b)
 		tests := []struct {
 			name       string
 			client     netip.Addr
@@ -152,36 +146,64 @@ func TestBufferShareHTTP(t *testing.T) {
 			{name: "another client: served", client: clientB, wantStatus: http.StatusOK},
 		}
 		for _, tc := range tests {
-			data := pattern(5000)
-			req := httptest.NewRequest(http.MethodPost, "http://t/form", bytes.NewReader(data))
-			req.RemoteAddr = netip.AddrPortFrom(tc.client, 40000).String()
-			w := httptest.NewRecorder()
-			reached = nil
-			h.ServeHTTP(w, req)
-			if w.Code != tc.wantStatus {
-				t.Fatalf("%s: status %d, want %d", tc.name, w.Code, tc.wantStatus)
-			}
-			if tc.wantStatus != http.StatusOK {
-				if w.Header().Get("Retry-After") == "" || len(reached) != 0 {
-					t.Fatalf("%s: Retry-After %q, origin reached %d times", tc.name, w.Header().Get("Retry-After"), len(reached))
-				}
-				// The unread rest of the body is not waited for.
-				if c := w.Header().Get("Connection"); c != "close" {
-					t.Fatalf("%s: Connection %q, want close", tc.name, c)
-				}
-				continue
-			}
-			if len(reached) != 1 || !bytes.Equal(reached[0], data) {
-				t.Fatalf("%s: the origin did not get the body byte-exact", tc.name)
+			if err := h.post(tc.client, pattern(5000), tc.wantStatus); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
 			}
 		}
 	})
 }
 
+// recordingHandler is the edge handler over a buffer, with an origin that
+// records the bodies it gets.
+type recordingHandler struct {
+	*Handler
+	reached [][]byte
+}
+
+func newRecordingHandler(t *testing.T, b *BodyBuffer) *recordingHandler {
+	t.Helper()
+	h := &recordingHandler{Handler: newBodyHandler(t, b)}
+	rt := *h.Runtime()
+	site := *rt.Default
+	site.Origin = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, _ := io.ReadAll(r.Body)
+		h.reached = append(h.reached, got)
+	})
+	rt.Default, rt.Sites = &site, []*Site{&site}
+	h.Swap(&rt)
+	return h
+}
+
+// post sends data as a POST from client and checks the answer: wantStatus
+// 200 with the origin given the body byte-exact, or a refusal with
+// Retry-After and Connection: close (the unread rest of the body is not
+// waited for) that never reached the origin.
+func (h *recordingHandler) post(client netip.Addr, data []byte, wantStatus int) error {
+	req := httptest.NewRequest(http.MethodPost, "http://t/form", bytes.NewReader(data))
+	req.RemoteAddr = netip.AddrPortFrom(client, 40000).String()
+	w := httptest.NewRecorder()
+	h.reached = nil
+	h.ServeHTTP(w, req)
+	switch {
+	case w.Code != wantStatus:
+		return fmt.Errorf("status %d, want %d", w.Code, wantStatus)
+	case wantStatus == http.StatusOK:
+		if len(h.reached) != 1 || !bytes.Equal(h.reached[0], data) {
+			return errors.New("the origin did not get the body byte-exact")
+		}
+	case w.Header().Get("Retry-After") == "" || len(h.reached) != 0:
+		return fmt.Errorf("Retry-After %q, origin reached %d times", w.Header().Get("Retry-After"), len(h.reached))
+	case w.Header().Get("Connection") != "close":
+		return fmt.Errorf("Connection %q, want close", w.Header().Get("Connection"))
+	}
+	return nil
+}
+
 // TestBufferShareTableBounded fills the buffer from many addresses (a
-// flood rotating its source) and checks the per-client table never holds
-// more entries than the budget has 4 KiB chunks, and is empty once the
-// bodies end (F11: bounded memory, nothing to sweep).
+// flood rotating its source, each address in a /64 of its own so no
+// prefix share stops it first) and checks the per-address and per-prefix
+// tables never hold more entries than the budget has 4 KiB chunks, and are
+// empty once the bodies end (F11: bounded memory, nothing to sweep).
 func TestBufferShareTableBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const total = 64 << 10
@@ -192,7 +214,7 @@ func TestBufferShareTableBounded(t *testing.T) {
 		var held []*BufferedBody
 		refused := 0
 		for i := range 1000 {
-			addr := netip.MustParseAddr(fmt.Sprintf("2001:db8::%x", i+1))
+			addr := netip.MustParseAddr(fmt.Sprintf("2001:db8:%x::1", i+1))
 			body, err := b.Fill(context.Background(), addr, bytes.NewReader(pattern(100)), 100)
 			switch {
 			case errors.Is(err, ErrBufferFull):
@@ -202,8 +224,8 @@ func TestBufferShareTableBounded(t *testing.T) {
 			default:
 				held = append(held, body)
 			}
-			if n := b.Clients(); n > total/smallChunk {
-				t.Fatalf("%d clients in the table, want ≤ %d", n, total/smallChunk)
+			if n, p := b.mem.holders(); n > total/smallChunk || p > total/smallChunk {
+				t.Fatalf("%d addresses and %d prefixes in the tables, want ≤ %d each", n, p, total/smallChunk)
 			}
 		}
 		if len(held) != total/smallChunk || refused != 1000-len(held) {
@@ -212,38 +234,75 @@ func TestBufferShareTableBounded(t *testing.T) {
 		for _, body := range held {
 			body.Close()
 		}
-		if b.Clients() != 0 {
-			t.Fatalf("%d clients left in the table after every body ended", b.Clients())
+		if n, p := b.mem.holders(); n != 0 || p != 0 {
+			t.Fatalf("%d addresses and %d prefixes left in the tables after every body ended", n, p)
 		}
 	})
 }
 
-// TestBufferSetLimitsShare checks the per-client share's bounds and its
-// default.
+// TestBufferSetLimitsShare checks the shares' bounds and defaults: the
+// per-address share, the per-prefix share (PrefixShareFactor × it, none
+// where that reaches the whole budget), the spool's shares in proportion
+// to its budget, and the prefix lengths.
 func TestBufferSetLimitsShare(t *testing.T) {
 	tests := []struct {
 		name                  string
 		memory, total, client int64
-		wantErr               bool
-		wantShare             int64
+		spool                 int64
+		v4, v6                int
+
+		wantErr                error // errors.Is target; errAny = any error
+		wantShare, wantPrefix  int64
+		wantSpoolShare         int64
+		wantSpoolPrefix        int64
+		wantV4Bits, wantV6Bits int
 	}{
-		{name: "default: total/8", memory: 1 << 20, total: 64 << 20, wantShare: 8 << 20},
-		{name: "default never below one body", memory: 1 << 20, total: 4 << 20, wantShare: 1 << 20},
-		{name: "set", memory: 1 << 20, total: 64 << 20, client: 2 << 20, wantShare: 2 << 20},
-		{name: "equal to the total", memory: 1 << 20, total: 64 << 20, client: 64 << 20, wantShare: 64 << 20},
-		{name: "below one body", memory: 1 << 20, total: 64 << 20, client: 512 << 10, wantErr: true},
-		{name: "above the total", memory: 1 << 20, total: 64 << 20, client: 65 << 20, wantErr: true},
+		{name: "default: total/8, prefix twice that, spool in proportion", memory: 1 << 20, total: 64 << 20,
+			wantShare: 8 << 20, wantPrefix: 16 << 20, wantSpoolShare: 128 << 20, wantSpoolPrefix: 256 << 20, wantV4Bits: 24, wantV6Bits: 64},
+		{name: "default never below one body", memory: 1 << 20, total: 4 << 20,
+			wantShare: 1 << 20, wantPrefix: 2 << 20, wantSpoolShare: 16 << 20, wantSpoolPrefix: 32 << 20, wantV4Bits: 24, wantV6Bits: 64},
+		{name: "set", memory: 1 << 20, total: 64 << 20, client: 2 << 20,
+			wantShare: 2 << 20, wantPrefix: 4 << 20, wantSpoolShare: 32 << 20, wantSpoolPrefix: 64 << 20, wantV4Bits: 24, wantV6Bits: 64},
+		{name: "prefix share reaching the total is not enforced", memory: 1 << 20, total: 64 << 20, client: 32 << 20,
+			wantShare: 32 << 20, wantSpoolShare: 512 << 20, wantV4Bits: 24, wantV6Bits: 64},
+		{name: "equal to the total", memory: 1 << 20, total: 64 << 20, client: 64 << 20,
+			wantShare: 64 << 20, wantSpoolShare: 1 << 30, wantV4Bits: 24, wantV6Bits: 64},
+		{name: "fixed spool budget: shares in proportion", memory: 1 << 20, total: 64 << 20, spool: 80 << 20,
+			wantShare: 8 << 20, wantPrefix: 16 << 20, wantSpoolShare: 10 << 20, wantSpoolPrefix: 20 << 20, wantV4Bits: 24, wantV6Bits: 64},
+		{name: "prefix lengths set", memory: 1 << 20, total: 64 << 20, v4: 16, v6: 48,
+			wantShare: 8 << 20, wantPrefix: 16 << 20, wantSpoolShare: 128 << 20, wantSpoolPrefix: 256 << 20, wantV4Bits: 16, wantV6Bits: 48},
+		{name: "below one body", memory: 1 << 20, total: 64 << 20, client: 512 << 10, wantErr: errAny},
+		{name: "above the total", memory: 1 << 20, total: 64 << 20, client: 65 << 20, wantErr: errAny},
+		{name: "IPv4 prefix too short", memory: 1 << 20, total: 64 << 20, v4: 4, wantErr: clientip.ErrPrefixBits},
+		{name: "IPv6 prefix too short", memory: 1 << 20, total: 64 << 20, v6: 32, wantErr: clientip.ErrPrefixBits},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newTestBuffer(t, 4<<10, 4<<10, false, nil)
-			err := b.SetLimits(tc.memory, tc.total, tc.client)
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("SetLimits: %v, want error %v", err, tc.wantErr)
+			err := b.SetLimits(BufferConfig{MemoryBytes: tc.memory, TotalBytes: tc.total, PerClientBytes: tc.client,
+				SpoolTotalBytes: tc.spool, IPv4PrefixBits: tc.v4, IPv6PrefixBits: tc.v6})
+			switch {
+			case tc.wantErr == errAny && err != nil:
+				return
+			case tc.wantErr != nil:
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("SetLimits: %v, want %v", err, tc.wantErr)
+				}
+				return
+			case err != nil:
+				t.Fatalf("SetLimits: %v", err)
 			}
-			if err == nil && b.mem.perKey != tc.wantShare {
-				t.Fatalf("share %d, want %d", b.mem.perKey, tc.wantShare)
+			got := []int64{b.mem.perAddr, b.mem.perPrefix, b.disk.perAddr, b.disk.perPrefix}
+			want := []int64{tc.wantShare, tc.wantPrefix, tc.wantSpoolShare, tc.wantSpoolPrefix}
+			if !slices.Equal(got, want) {
+				t.Fatalf("shares (memory address, prefix, spool address, prefix) %d, want %d", got, want)
+			}
+			if pb := b.prefixBits.Load(); int(pb>>8) != tc.wantV4Bits || int(pb&0xff) != tc.wantV6Bits {
+				t.Fatalf("prefix lengths /%d /%d, want /%d /%d", pb>>8, pb&0xff, tc.wantV4Bits, tc.wantV6Bits)
 			}
 		})
 	}
 }
+
+// errAny in a test table wants some error, whichever.
+var errAny = errors.New("any error")
