@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/api"
@@ -240,27 +241,38 @@ type Explanation struct {
 
 // explainRing keeps the last refusals (every shield response) so an
 // operator can explain a request id a visitor reports. Fixed size; each
-// slot has its own lock, so writers rarely contend.
+// slot has its own lock, so writers rarely contend. A slot keeps the
+// request's fields as they are (addresses as netip values, the verdict as
+// is) and is formatted only when an operator asks: add runs on every
+// refusal of a flood, get a few times a day.
 type explainRing struct {
 	slots [1 << 14]explainSlot
-	next  sync.Mutex
-	pos   uint64
+	pos   atomic.Uint64
 }
 
 type explainSlot struct {
-	mu sync.Mutex
-	e  Explanation
+	mu      sync.Mutex
+	id      string
+	at      time.Time
+	site    int
+	addr    netip.Addr
+	prefix  netip.Prefix
+	country string
+	asn     uint32
+	method  string
+	path    string
+	member  bool
+	verdict filter.Verdict
 }
 
 func (x *explainRing) add(r *filter.Request, v filter.Verdict) {
-	x.next.Lock()
-	i := x.pos
-	x.pos++
-	x.next.Unlock()
+	i := x.pos.Add(1) - 1
 	s := &x.slots[i%uint64(len(x.slots))]
+	now := time.Now()
 	s.mu.Lock()
-	s.e = Explanation{ID: r.ID, Time: time.Now().UTC(), Site: r.Site, Client: r.Addr.String(), Prefix: r.Prefix.String(),
-		Country: r.Country, ASN: r.ASN, Method: r.Method, Path: r.Path, Action: v.Action.String(), Rule: v.Rule, Reason: v.Reason, Cause: v.Cause, Member: r.Member}
+	s.id, s.at, s.site, s.addr, s.prefix = r.ID, now, r.Site, r.Addr, r.Prefix
+	s.country, s.asn, s.method, s.path, s.member = r.Country, r.ASN, r.Method, r.Path, r.Member
+	s.verdict = v
 	s.mu.Unlock()
 }
 
@@ -268,11 +280,15 @@ func (x *explainRing) get(id string) (Explanation, bool) {
 	for i := range x.slots {
 		s := &x.slots[i]
 		s.mu.Lock()
-		e := s.e
-		s.mu.Unlock()
-		if e.ID == id {
-			return e, true
+		if s.id == "" || s.id != id {
+			s.mu.Unlock()
+			continue
 		}
+		v := s.verdict
+		e := Explanation{ID: s.id, Time: s.at.UTC(), Site: s.site, Client: s.addr.String(), Prefix: s.prefix.String(),
+			Country: s.country, ASN: s.asn, Method: s.method, Path: s.path, Action: v.Action.String(), Rule: v.Rule, Reason: v.Reason, Cause: v.Cause, Member: s.member}
+		s.mu.Unlock()
+		return e, true
 	}
 	return Explanation{}, false
 }
