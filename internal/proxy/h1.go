@@ -11,6 +11,7 @@ import (
 	"net/http/httptrace"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -31,12 +32,20 @@ import (
 //
 // Keep-alive: a connection returns to its origin's idle stack (LIFO, at
 // most maxIdle, none older than idleTimeout) only when the response body
-// was read to its end, neither side asked to close, and the client's
-// context did not end during the exchange. A request that fails on a
-// reused connection before any byte of a response arrived (the origin
-// closed it while idle) is sent once more on a new connection: GET and
-// HEAD are idempotent (RFC 9110 §9.2.2), the same rule http.Transport
-// applies.
+// was read to its end with nothing buffered beyond it, neither side asked
+// to close, and the client's context did not end during the exchange.
+// Before an idle connection is reused, one non-blocking MSG_PEEK recv
+// checks that the origin has neither closed it (keep-alive timeouts, a
+// restart) nor written to it unasked (a 408 on an idle connection, bytes
+// beyond a response): either way it is closed, never read as the next
+// answer — the check http.Transport makes with its idle read loop. A
+// reaper goroutine, running only while connections are idle, makes the
+// same check every reapInterval so that dead sockets do not hold file
+// descriptors through a quiet spell. A request that still fails on a
+// reused connection before any byte of a response arrived is sent once
+// more on a newly dialled connection, after the origin's other idle
+// connections (as old or older) are closed: GET and HEAD are idempotent
+// (RFC 9110 §9.2.2), the same rule http.Transport applies.
 type h1Transport struct {
 	fallback          *http.Transport
 	dial              func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -45,9 +54,11 @@ type h1Transport struct {
 	respHeaderTimeout time.Duration
 	now               func() time.Time
 
-	mu     sync.Mutex
-	idle   map[string][]*h1Conn // origin host:port → idle connections, newest last
-	closed bool                 // Close was called: no more pooling
+	mu      sync.Mutex
+	idle    map[string][]*h1Conn // origin host:port → idle connections, newest last
+	closed  bool                 // Close was called: no more pooling
+	reaping bool                 // the reaper goroutine runs
+	done    chan struct{}        // closed by Close: the reaper stops
 
 	// dials counts new origin connections (tests, metrics).
 	dials atomic.Int64
@@ -74,6 +85,9 @@ const maxResponseHead = 1 << 20
 
 var errHeadTooLarge = errors.New("proxy: origin response head larger than 1 MiB")
 
+// reapInterval is how often idle connections are checked while any exist.
+const reapInterval = 10 * time.Second
+
 // aLongTimeAgo is a deadline in the past: setting it unblocks any pending
 // read or write on a connection at once.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -87,6 +101,7 @@ func newH1Transport(fallback *http.Transport, dial func(ctx context.Context, net
 		respHeaderTimeout: respHeaderTimeout,
 		now:               time.Now,
 		idle:              make(map[string][]*h1Conn),
+		done:              make(chan struct{}),
 	}
 }
 
@@ -95,6 +110,9 @@ func newH1Transport(fallback *http.Transport, dial func(ctx context.Context, net
 // connection" (nothing read: retry) from a failure mid-response.
 type h1Conn struct {
 	conn   net.Conn
+	raw    syscall.RawConn // nil when conn has no file descriptor
+	peekFn func(fd uintptr) bool
+	peekOK bool // the last peek found the connection open and silent
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	key    string
@@ -115,6 +133,36 @@ func (c *h1Conn) Read(p []byte) (int, error) {
 
 func (c *h1Conn) Write(p []byte) (int, error) { return c.conn.Write(p) }
 
+// idleOK reports whether an idle connection may carry the next exchange:
+// nothing is left in its read buffer, and a non-blocking MSG_PEEK finds
+// the socket open with nothing to read (EAGAIN). End of stream (the
+// origin closed it) or unread bytes (an answer nobody asked for) mean no.
+func (c *h1Conn) idleOK() bool {
+	if c.br.Buffered() > 0 {
+		return false
+	}
+	if c.raw == nil {
+		return true
+	}
+	c.peekOK = false
+	if err := c.raw.Read(c.peekFn); err != nil {
+		return false
+	}
+	return c.peekOK
+}
+
+func (c *h1Conn) peek(fd uintptr) bool {
+	var b [1]byte
+	for {
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if err == syscall.EINTR {
+			continue
+		}
+		c.peekOK = err == syscall.EAGAIN
+		return true // never wait for readiness: this is a check
+	}
+}
+
 // eligible reports whether req takes the synchronous path.
 func eligible(req *http.Request) bool {
 	if req.URL.Scheme != "http" || (req.Method != http.MethodGet && req.Method != http.MethodHead) {
@@ -134,7 +182,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
-		pc, err := t.get(ctx, req.URL.Host)
+		pc, err := t.get(ctx, req.URL.Host, attempt > 0)
 		if err != nil {
 			return nil, err
 		}
@@ -143,7 +191,11 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		if attempt == 0 && pc.reused && pc.read == 0 && ctx.Err() == nil && !isTimeout(err) {
-			continue // the origin closed the idle connection: once more, fresh
+			// The origin closed the idle connection as we reused it: its
+			// other idle connections are as old or older, so they go too,
+			// and the request is sent once more on a new connection.
+			t.flush(req.URL.Host)
+			continue
 		}
 		return nil, err
 	}
@@ -172,6 +224,11 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 	}
 	if t.respHeaderTimeout > 0 {
 		pc.conn.SetReadDeadline(t.now().Add(t.respHeaderTimeout))
+		if err := ctx.Err(); err != nil {
+			// The context ended before the deadline was set and its
+			// hook's past deadline was just overwritten.
+			return fail(err)
+		}
 	}
 	var resp *http.Response
 	for n := 0; ; n++ {
@@ -204,6 +261,10 @@ func (t *h1Transport) exchange(ctx context.Context, pc *h1Conn, req *http.Reques
 	pc.limit = 0
 	if t.respHeaderTimeout > 0 {
 		pc.conn.SetReadDeadline(time.Time{})
+		if err := ctx.Err(); err != nil {
+			// As above: the cleared deadline may have replaced the hook's.
+			return fail(err)
+		}
 	}
 	b := &h1Body{t: t, pc: pc, body: resp.Body, stop: stop, keep: !resp.Close && !req.Close}
 	resp.Body = b
@@ -252,7 +313,7 @@ func (b *h1Body) release(complete bool) {
 	if !b.done.CompareAndSwap(false, true) {
 		return
 	}
-	if complete && b.keep && b.stop() {
+	if complete && b.keep && b.pc.br.Buffered() == 0 && b.stop() {
 		b.t.put(b.pc)
 		return
 	}
@@ -260,34 +321,53 @@ func (b *h1Body) release(complete bool) {
 	b.pc.conn.Close()
 }
 
-// get returns an idle connection to addr or dials one.
-func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, error) {
+// get returns an idle connection to addr that passes idleOK, or dials
+// one (always, when fresh).
+func (t *h1Transport) get(ctx context.Context, addr string, fresh bool) (*h1Conn, error) {
 	now := t.now()
-	t.mu.Lock()
-	list := t.idle[addr]
-	for len(list) > 0 {
+	for !fresh {
+		t.mu.Lock()
+		list := t.idle[addr]
+		if len(list) == 0 {
+			t.mu.Unlock()
+			break
+		}
 		pc := list[len(list)-1]
 		list[len(list)-1] = nil
-		list = list[:len(list)-1]
-		if now.Sub(pc.idleAt) < t.idleTimeout {
-			t.idle[addr] = list
-			t.mu.Unlock()
+		t.idle[addr] = list[:len(list)-1]
+		t.mu.Unlock()
+		if now.Sub(pc.idleAt) < t.idleTimeout && pc.idleOK() {
 			pc.reused = true
 			return pc, nil
 		}
 		pc.conn.Close()
 	}
-	t.idle[addr] = list
-	t.mu.Unlock()
 	conn, err := t.dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	t.dials.Add(1)
 	pc := &h1Conn{conn: conn, key: addr}
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			pc.raw = raw
+			pc.peekFn = pc.peek
+		}
+	}
 	pc.br = bufio.NewReaderSize(pc, h1ReadBuffer)
 	pc.bw = bufio.NewWriterSize(pc, h1WriteBuffer)
 	return pc, nil
+}
+
+// flush closes every idle connection to addr.
+func (t *h1Transport) flush(addr string) {
+	t.mu.Lock()
+	list := t.idle[addr]
+	delete(t.idle, addr)
+	t.mu.Unlock()
+	for _, pc := range list {
+		pc.conn.Close()
+	}
 }
 
 // put returns pc to its idle stack, dropping the oldest connections beyond
@@ -313,13 +393,68 @@ func (t *h1Transport) put(pc *h1Conn) {
 		list = list[:n]
 	}
 	t.idle[pc.key] = list
+	if !t.reaping {
+		t.reaping = true
+		go t.reap()
+	}
 	t.mu.Unlock()
+}
+
+// reap checks the idle connections every reapInterval, closing those idle
+// for idleTimeout or failing idleOK, and ends when none are left or the
+// transport is closed.
+func (t *h1Transport) reap() {
+	tick := time.NewTicker(reapInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.done:
+			return
+		case <-tick.C:
+		}
+		if !t.reapOnce() {
+			return
+		}
+	}
+}
+
+// reapOnce closes the idle connections that are too old or fail idleOK;
+// it reports whether any remain (false also stops the reaper).
+func (t *h1Transport) reapOnce() bool {
+	now := t.now()
+	t.mu.Lock()
+	for addr, list := range t.idle {
+		kept := list[:0]
+		for _, pc := range list {
+			if now.Sub(pc.idleAt) < t.idleTimeout && pc.idleOK() {
+				kept = append(kept, pc)
+			} else {
+				pc.conn.Close()
+			}
+		}
+		clear(list[len(kept):])
+		if len(kept) == 0 {
+			delete(t.idle, addr)
+		} else {
+			t.idle[addr] = kept
+		}
+	}
+	if len(t.idle) == 0 {
+		t.reaping = false
+		t.mu.Unlock()
+		return false
+	}
+	t.mu.Unlock()
+	return true
 }
 
 // Close closes every idle connection of both transports; connections
 // still in use are closed when their exchange ends, not pooled.
 func (t *h1Transport) Close() {
 	t.mu.Lock()
+	if !t.closed {
+		close(t.done)
+	}
 	t.closed = true
 	idle := t.idle
 	t.idle = make(map[string][]*h1Conn)

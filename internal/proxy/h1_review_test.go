@@ -5,6 +5,9 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -151,5 +154,125 @@ func TestReviewH1ResponseFraming(t *testing.T) {
 				t.Errorf("origin accepted %d connections, want %d", got, tc.wantConns)
 			}
 		})
+	}
+}
+
+// TestReviewH1IdlePoolAllStale: when the origin closes all its idle
+// connections (keep-alive timeout, restart), the next GET is answered —
+// not sent to one dead pooled connection after another.
+func TestReviewH1IdlePoolAllStale(t *testing.T) {
+	var hits atomic.Int64
+	both := make(chan struct{})
+	o := newH1Origin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) == 2 {
+			close(both)
+		}
+		if r.URL.Path == "/pair" {
+			<-both
+		}
+		io.WriteString(w, "ok")
+	}))
+	tr := newTestH1(0)
+	defer tr.Close()
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { h1Get(t, tr, context.Background(), "GET", o.URL+"/pair", true) })
+	}
+	wg.Wait() // two pooled connections
+	o.CloseClientConnections()
+	for i := range 3 {
+		if _, body, err := h1Get(t, tr, context.Background(), "GET", o.URL+"/", true); err != nil || body != "ok" {
+			t.Fatalf("GET %d after the origin closed its idle connections: %q %v", i, body, err)
+		}
+	}
+}
+
+// TestReviewH1BytesBeyondResponse: bytes an origin sends beyond a
+// response (a body on a 204/304/HEAD, more than Content-Length, a 408 on
+// the idle connection) are never read as the next request's answer.
+func TestReviewH1BytesBeyondResponse(t *testing.T) {
+	const evil = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"
+	tests := []struct {
+		name, method, first string
+		close               bool
+	}{
+		{name: "204 with a body", method: "GET", first: "HTTP/1.1 204 No Content\r\n\r\n" + evil},
+		{name: "304 with a body", method: "GET", first: "HTTP/1.1 304 Not Modified\r\nContent-Length: 39\r\n\r\n" + evil},
+		{name: "HEAD answered with a body", method: "HEAD", first: "HTTP/1.1 200 OK\r\nContent-Length: 39\r\n\r\n" + evil},
+		{name: "body longer than Content-Length", method: "GET", first: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + evil},
+		{name: "408 on the idle connection", method: "GET", close: true, first: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" +
+			"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newScriptedOrigin(t, func(req int, _ string) scriptedReply {
+				if req == 0 {
+					return scriptedReply{text: tc.first, close: tc.close}
+				}
+				return scriptedReply{text: goodReply}
+			})
+			tr := newTestH1(time.Second)
+			defer tr.Close()
+			h1Get(t, tr, context.Background(), tc.method, o.url(), tc.method == "GET")
+			resp, body, err := h1Get(t, tr, context.Background(), "GET", o.url(), true)
+			if err != nil || resp.StatusCode != 200 || body != "good" {
+				t.Fatalf("second GET: %v %q %v, want 200 \"good\"", resp != nil && resp.StatusCode == 200, body, err)
+			}
+		})
+	}
+}
+
+// deadlineConn reports when the client-context hook set its past deadline.
+type deadlineConn struct {
+	net.Conn
+	once    sync.Once
+	expired chan struct{}
+}
+
+func (c *deadlineConn) SetDeadline(t time.Time) error {
+	err := c.Conn.SetDeadline(t)
+	if t.Equal(aLongTimeAgo) {
+		c.once.Do(func() { close(c.expired) })
+	}
+	return err
+}
+
+// TestReviewH1CancelBeforeHeadDone: a client that leaves while the
+// response head is being read never leaves the body read blocked (the
+// header deadline being cleared must not undo the cancel's deadline).
+func TestReviewH1CancelBeforeHeadDone(t *testing.T) {
+	o := newScriptedOrigin(t, func(int, string) scriptedReply {
+		return scriptedReply{text: "HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial"}
+	})
+	expired := make(chan struct{})
+	d := &net.Dialer{}
+	dial := func(ctx context.Context, n, a string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, n, a)
+		if err != nil {
+			return nil, err
+		}
+		return &deadlineConn{Conn: c, expired: expired}, nil
+	}
+	tr := newH1Transport(&http.Transport{IdleConnTimeout: 90 * time.Second, DialContext: dial}, dial, 8, time.Second)
+	defer tr.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{Got1xxResponse: func(int, textproto.MIMEHeader) error {
+		cancel()
+		<-expired
+		return nil
+	}})
+	req, _ := http.NewRequestWithContext(ctx, "GET", o.url(), nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return // the cancel was seen in time: nothing to block
+	}
+	done := make(chan error, 1)
+	go func() { _, err := io.ReadAll(resp.Body); done <- err }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		resp.Body.Close()
+		t.Fatal("body read still blocked 3 s after the client's context ended")
 	}
 }

@@ -404,3 +404,34 @@ func TestH1CloseStopsPooling(t *testing.T) {
 		t.Errorf("idle map has %d origins after Close", n)
 	}
 }
+
+// TestH1ReaperClosesDeadIdle: idle connections the origin closed are
+// closed by the reaper's check without waiting for traffic (their file
+// descriptors are not held through a quiet spell); live ones stay.
+func TestH1ReaperClosesDeadIdle(t *testing.T) {
+	o := newH1Origin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	tr := newTestH1(time.Second)
+	defer tr.Close()
+	if _, _, err := h1Get(t, tr, context.Background(), "GET", o.URL, true); err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(o.URL, "http://")
+	if !tr.reapOnce() || len(tr.idle[addr]) != 1 {
+		t.Fatalf("a live idle connection was reaped: %d left", len(tr.idle[addr]))
+	}
+	o.CloseClientConnections()
+	// The origin's FIN arrives asynchronously: check until it has.
+	deadline := time.After(5 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for tr.reapOnce() {
+		select {
+		case <-deadline:
+			t.Fatal("the dead idle connection is still pooled after 5 s")
+		case <-tick.C:
+		}
+	}
+	if n := len(tr.idle); n != 0 {
+		t.Errorf("%d origins with idle connections after the reap, want 0", n)
+	}
+}
