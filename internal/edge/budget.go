@@ -25,10 +25,11 @@ import (
 //
 // The per-key tables hold an entry only while its key holds bytes. Every
 // body holding bytes holds at least one 4 KiB chunk of memory (a spooling
-// body its copy buffer, a spooled one its whole size > MemoryBytes on
-// disk), so each table has at most total/4 KiB entries for memory and
-// (memory total + spool total)/4 KiB for the spool, however many addresses
-// a flood rotates through (HANDED F11: bounded memory, nothing to sweep).
+// body its copy buffer) or 4 KiB of disk (a spooled one its whole size >
+// MemoryBytes, one spilled from a full memory at least spillReserve), so
+// each table has at most total/4 KiB entries for memory and (memory total
+// + spool total)/4 KiB for the spool, however many addresses a flood
+// rotates through (HANDED F11: bounded memory, nothing to sweep).
 type budget struct {
 	mu        sync.Mutex
 	used      int64
@@ -148,6 +149,15 @@ func (g *budget) tryLocked(c claim, own, n int64) refusal {
 	return admitted
 }
 
+// try reserves n bytes for c if there is room now, without waiting; own
+// as for tryLocked.
+func (g *budget) try(c claim, own, n int64) refusal {
+	g.mu.Lock()
+	r := g.tryLocked(c, own, n)
+	g.mu.Unlock()
+	return r
+}
+
 // acquire reserves n bytes for c, waiting up to wait for room; own is what
 // the requesting body already holds in this budget. It reports why it did
 // not reserve (n exceeds the whole budget, the wait ended, or ctx ended).
@@ -231,4 +241,106 @@ func (g *budget) wakeLocked() {
 		close(g.wake)
 		g.wake = nil
 	}
+}
+
+// A body's reservations in the budgets: its memory in pooled chunks, and
+// the spill to the spool when memory is full.
+
+// Chunk sizes: a body's first chunk is small (most forms fit), later ones
+// larger. Both are pooled as fixed-size arrays, so pooled memory is bounded
+// by the chunks in use at the peak (itself bounded by the budget).
+const (
+	smallChunk = 4 << 10
+	bigChunk   = 32 << 10
+)
+
+var (
+	smallChunks = sync.Pool{New: func() any { return new([smallChunk]byte) }}
+	bigChunks   = sync.Pool{New: func() any { return new([bigChunk]byte) }}
+)
+
+func getChunk(size int64) []byte {
+	if size == smallChunk {
+		return smallChunks.Get().(*[smallChunk]byte)[:]
+	}
+	return bigChunks.Get().(*[bigChunk]byte)[:]
+}
+
+func putChunk(c []byte) {
+	if cap(c) == smallChunk {
+		smallChunks.Put((*[smallChunk]byte)(c[:smallChunk]))
+		return
+	}
+	bigChunks.Put((*[bigChunk]byte)(c[:bigChunk]))
+}
+
+// reserveMemory reserves n more bytes of memory for the body, waiting for
+// room as budget.acquire does — except when the memory budget is full
+// (not one of the client's shares) and the body can spill to the spool
+// (reserveSpill): then it reserves no memory, does not wait, and reports
+// spilled. When neither has room it waits for memory; if none frees, the
+// error is the memory's (ErrBufferFull, 503), or ErrBufferShareFull (429)
+// when it was one of the client's spool shares that kept the body off the
+// spool.
+func (body *BufferedBody) reserveMemory(ctx context.Context, n, contentLength int64) (spilled bool, err error) {
+	b := body.b
+	r := b.mem.try(body.who, body.mem, n)
+	if r == admitted {
+		body.mem += n
+		return false, nil
+	}
+	spill := refusedFull
+	if r == refusedFull && b.spoolDir != "" {
+		if spill = body.reserveSpill(contentLength); spill == admitted {
+			return true, nil
+		}
+	}
+	if r = b.mem.acquire(ctx, body.who, body.mem, n, b.wait); r == admitted {
+		body.mem += n
+		return false, nil
+	}
+	if r == refusedFull && spill != refusedFull {
+		r = spill // over a spool share as well: the client's doing
+	}
+	return false, r.err(errMemoryFull)
+}
+
+// spillReserve is the least spool a body spilled from a full memory
+// reserves (bytes): 16 times its 4 KiB copy buffer, which is not charged
+// to the memory budget, so those buffers together take at most
+// SpoolTotalBytes/16 of memory (TotalBytes, by default). Forms are far
+// smaller; the spool is 16 times the memory budget (SpoolFactor).
+const spillReserve = 16 * smallChunk
+
+// reserveSpill reserves at once, without waiting, all the spool a body
+// spilled from a full memory may hold: its declared length (or what it
+// has read so far, for a body of unknown length), at least spillReserve.
+// It marks the body spilled, or reports which spool limit refused it.
+func (body *BufferedBody) reserveSpill(contentLength int64) refusal {
+	want := max(spillReserve, contentLength, body.size, body.disk)
+	r := body.b.disk.try(body.who, body.disk, want-body.disk)
+	if r == admitted {
+		body.disk, body.spilled = want, true
+	}
+	return r
+}
+
+// copySize is the size of a spooling body's copy buffer: a big chunk,
+// unless the per-body cap is smaller.
+func (b *BodyBuffer) copySize() int64 {
+	if b.memBytes.Load() < bigChunk {
+		return smallChunk
+	}
+	return bigChunk
+}
+
+// spoolFull is the error for a spool reservation of n more bytes refused
+// for r: a body that could never fit the whole spool is too large (413),
+// one over its client's share gets ErrBufferShareFull (429), otherwise the
+// spool is busy (503).
+func (body *BufferedBody) spoolFull(r refusal, n int64) error {
+	if lim := body.b.disk.limit(); body.disk+n > lim {
+		return &BodyTooLargeError{Limit: lim}
+	}
+	return r.err(errSpoolFull)
 }

@@ -40,9 +40,21 @@ import (
 // (MinBodyRateWindow) bounds how long it can hold them. The disk spool has
 // the same two shares, in proportion to its budget. A share never refuses
 // a client's only body (see BufferConfig.PerClientBytes).
+//
+// A few networks at their prefix shares still fill the memory budget (four
+// /24s, or four /64s of one /56, by default, holding it for as long as
+// their bodies trickle at the minimum rate). So when the memory budget is
+// full (not the client's own share), a body that would be kept in memory
+// spills to the spool (SpoolFactor times larger) at once, if the spool and
+// the client's spool shares have room for it; only when both are full
+// does it wait, then get 503. A spilled body reserves its declared length
+// on the spool, at least 64 KiB, and copies through a 4 KiB buffer outside
+// the memory budget: at most SpoolTotalBytes/16 of memory in all.
 
-// ErrBufferFull is returned by BodyBuffer.Fill when the memory (or spool)
-// budget stayed full for the whole wait; the client gets 503 with
+// ErrBufferFull is returned by BodyBuffer.Fill when the memory budget
+// stayed full for the whole wait and the body could not spill to the
+// spool (spooling off, or the spool full as well), or when a spooled body
+// found the spool full for the whole wait; the client gets 503 with
 // Retry-After.
 var ErrBufferFull = errors.New("edge: request buffer full")
 
@@ -95,41 +107,17 @@ const PrefixShareFactor = 2
 // BufferConfig.SpoolTotalBytes is 0.
 const SpoolFactor = 16
 
-// Chunk sizes: a body's first chunk is small (most forms fit), later ones
-// larger. Both are pooled as fixed-size arrays, so pooled memory is bounded
-// by the chunks in use at the peak (itself bounded by the budget).
-const (
-	smallChunk = 4 << 10
-	bigChunk   = 32 << 10
-)
-
-var (
-	smallChunks = sync.Pool{New: func() any { return new([smallChunk]byte) }}
-	bigChunks   = sync.Pool{New: func() any { return new([bigChunk]byte) }}
-)
-
-func getChunk(size int64) []byte {
-	if size == smallChunk {
-		return smallChunks.Get().(*[smallChunk]byte)[:]
-	}
-	return bigChunks.Get().(*[bigChunk]byte)[:]
-}
-
-func putChunk(c []byte) {
-	if cap(c) == smallChunk {
-		smallChunks.Put((*[smallChunk]byte)(c[:smallChunk]))
-		return
-	}
-	bigChunks.Put((*[bigChunk]byte)(c[:bigChunk]))
-}
-
 // BufferConfig configures request-body buffering.
 type BufferConfig struct {
 	// MemoryBytes is the largest body kept in memory (bytes, ≥ 4 KiB);
 	// larger bodies are spooled to SpoolDir.
 	MemoryBytes int64
 	// TotalBytes caps the memory of all buffered bodies together (bytes,
-	// counted in whole chunks of 4 or 32 KiB, ≥ MemoryBytes).
+	// counted in whole chunks of 4 or 32 KiB, ≥ MemoryBytes). When it is
+	// full, a body that would be kept in memory spills to the spool at
+	// once if the spool (SpoolTotalBytes) and the client's spool shares
+	// have room for its declared length (at least 64 KiB); otherwise it
+	// waits (Wait) for memory, then gets ErrBufferFull.
 	TotalBytes int64
 	// PerClientBytes caps the memory the bodies of one client address hold
 	// together (bytes, MemoryBytes ≤ PerClientBytes ≤ TotalBytes; 0 =
@@ -139,7 +127,10 @@ type BufferConfig struct {
 	// shares in proportion: SpoolTotalBytes × PerClientBytes / TotalBytes
 	// per address, and PrefixShareFactor times that per prefix. Beyond a
 	// share the client's bodies wait like any other, then get
-	// ErrBufferShareFull. A share never refuses a body that is the only one
+	// ErrBufferShareFull; a body over its memory share does not spill to
+	// the spool (only a full memory budget makes it spill), and one kept
+	// off the spool by a spool share gets ErrBufferShareFull rather than
+	// ErrBufferFull. A share never refuses a body that is the only one
 	// its address (or prefix) holds in that store, so a single body is
 	// bounded only by the whole budget and the route's cap.
 	PerClientBytes int64
@@ -149,18 +140,23 @@ type BufferConfig struct {
 	// 48..128, 0 = clientip.DefaultIPv4PrefixBits (/24) and
 	// clientip.DefaultIPv6PrefixBits (/64)).
 	IPv4PrefixBits, IPv6PrefixBits int
-	// SpoolDir holds the temporary files of bodies above MemoryBytes
-	// (created 0700; files are unlinked as soon as they are created). ""
-	// turns spooling off: a body with a larger Content-Length streams to
-	// the origin unbuffered, and a chunked one streams once its first
-	// MemoryBytes arrived.
+	// SpoolDir holds the temporary files of bodies above MemoryBytes, and
+	// of smaller ones spilled from a full memory budget (created 0700;
+	// files are unlinked as soon as they are created). "" turns spooling
+	// off: a body with a larger Content-Length streams to the origin
+	// unbuffered, a chunked one streams once its first MemoryBytes
+	// arrived, and a full memory budget means wait, then ErrBufferFull.
 	SpoolDir string
 	// SpoolTotalBytes caps the disk of all spooled bodies together (0 =
 	// SpoolFactor × TotalBytes). A body with a larger Content-Length streams
-	// unbuffered; a chunked body that outgrows it is refused with 413.
+	// unbuffered; a chunked body that outgrows it is refused with 413. A
+	// body spilled from a full memory reserves its declared length, at
+	// least 64 KiB, at once.
 	SpoolTotalBytes int64
-	// Wait is how long a body waits for room in a full budget before
-	// ErrBufferFull (0 = DefaultBufferWait).
+	// Wait is how long a body waits for room before ErrBufferFull (or
+	// ErrBufferShareFull): in the spool when spooling, in memory when
+	// memory is full and the body cannot spill (0 = DefaultBufferWait). A
+	// body that spills does not wait.
 	Wait time.Duration
 }
 
@@ -298,7 +294,7 @@ func (b *BodyBuffer) Fill(ctx context.Context, client netip.Addr, src io.Reader,
 	body.chunks = body.inline[:0]
 	var err error
 	if contentLength > memCap {
-		err = body.spool(ctx, src, nil)
+		err = body.spool(ctx, src, nil, contentLength)
 	} else {
 		err = body.fillMemory(ctx, src, contentLength, memCap)
 	}
@@ -317,9 +313,9 @@ func (b *BodyBuffer) Fill(ctx context.Context, client netip.Addr, src io.Reader,
 }
 
 // fillMemory reads src into pooled chunks up to memCap bytes, then spools
-// (or, with spooling off, leaves the rest of src to stream).
+// (or, with spooling off, leaves the rest of src to stream); it spills to
+// the spool as soon as the memory budget is full (reserveMemory).
 func (body *BufferedBody) fillMemory(ctx context.Context, src io.Reader, contentLength, memCap int64) error {
-	b := body.b
 	for {
 		if body.size >= memCap {
 			if contentLength >= 0 {
@@ -339,12 +335,15 @@ func (body *BufferedBody) fillMemory(ctx context.Context, src io.Reader, content
 		if contentLength < 0 && len(body.chunks) == 0 || end-body.size < bigChunk {
 			size = smallChunk
 		}
-		if r := b.mem.acquire(ctx, body.who, body.mem, size, b.wait); r != admitted {
-			return r.err(errMemoryFull)
+		spilled, err := body.reserveMemory(ctx, size, contentLength)
+		if err != nil {
+			return err
+		}
+		if spilled {
+			return body.spool(ctx, src, nil, contentLength)
 		}
 		c := getChunk(size)
 		body.chunks = append(body.chunks, c)
-		body.mem += size
 		want := min(size, memCap-body.size)
 		if contentLength >= 0 {
 			want = min(want, contentLength-body.size)
@@ -379,13 +378,17 @@ func (body *BufferedBody) overflow(ctx context.Context, src io.Reader) error {
 		body.rest = src
 		return nil
 	}
-	return body.spool(ctx, src, body.probe[:n])
+	return body.spool(ctx, src, body.probe[:n], -1)
 }
 
 // spool moves the body to an unlinked temporary file: the chunks read so
 // far, then first, then the rest of src through one copy buffer,
-// reserving disk as it goes.
-func (body *BufferedBody) spool(ctx context.Context, src io.Reader, first []byte) error {
+// reserving disk as it goes beyond what the body reserved already (a
+// spilled body: reserveSpill). contentLength is the declared length (-1
+// unknown). The copy buffer is charged to the memory budget, or, when
+// that is full, the body spills (reserveMemory) and copies through a 4
+// KiB buffer that is not.
+func (body *BufferedBody) spool(ctx context.Context, src io.Reader, first []byte, contentLength int64) error {
 	b := body.b
 	f, err := os.CreateTemp(b.spoolDir, spoolPattern)
 	if err != nil {
@@ -393,10 +396,12 @@ func (body *BufferedBody) spool(ctx context.Context, src io.Reader, first []byte
 	}
 	os.Remove(f.Name()) // the open descriptor keeps it; nothing is left after a crash
 	body.file = f
-	if r := b.disk.acquire(ctx, body.who, 0, body.size+int64(len(first)), b.wait); r != admitted {
-		return body.spoolFull(r, body.size+int64(len(first)))
+	if n := body.size + int64(len(first)) - body.disk; n > 0 {
+		if r := b.disk.acquire(ctx, body.who, body.disk, n, b.wait); r != admitted {
+			return body.spoolFull(r, n)
+		}
+		body.disk += n
 	}
-	body.disk = body.size + int64(len(first))
 	rem := body.size
 	for _, c := range body.chunks {
 		k := min(int64(len(c)), rem)
@@ -412,19 +417,27 @@ func (body *BufferedBody) spool(ctx context.Context, src io.Reader, first []byte
 		}
 		body.size += int64(len(first))
 	}
-	cs := b.copySize()
-	if r := b.mem.acquire(ctx, body.who, body.mem, cs, b.wait); r != admitted {
-		return r.err(errMemoryFull)
+	cs, charged := int64(smallChunk), int64(0) // a spilled body's copy buffer is not charged
+	if !body.spilled {
+		size := b.copySize()
+		spilled, err := body.reserveMemory(ctx, size, contentLength)
+		if err != nil {
+			return err
+		}
+		if !spilled {
+			cs, charged = size, size
+		}
 	}
 	body.copyBuf = getChunk(cs)
-	body.mem += cs
 	for {
 		n, rerr := src.Read(body.copyBuf)
 		if n > 0 {
-			if r := b.disk.acquire(ctx, body.who, body.disk, int64(n), b.wait); r != admitted {
-				return body.spoolFull(r, int64(n))
+			if over := body.size + int64(n) - body.disk; over > 0 {
+				if r := b.disk.acquire(ctx, body.who, body.disk, over, b.wait); r != admitted {
+					return body.spoolFull(r, over)
+				}
+				body.disk += over
 			}
-			body.disk += int64(n)
 			if _, err := f.Write(body.copyBuf[:n]); err != nil {
 				return fmt.Errorf("%w: %w", errSpool, err)
 			}
@@ -439,29 +452,9 @@ func (body *BufferedBody) spool(ctx context.Context, src io.Reader, first []byte
 	}
 	putChunk(body.copyBuf)
 	body.copyBuf = nil
-	b.mem.release(body.who, cs)
-	body.mem -= cs
+	b.mem.release(body.who, charged)
+	body.mem -= charged
 	return nil
-}
-
-// copySize is the size of a spooling body's copy buffer: a big chunk,
-// unless the per-body cap is smaller.
-func (b *BodyBuffer) copySize() int64 {
-	if b.memBytes.Load() < bigChunk {
-		return smallChunk
-	}
-	return bigChunk
-}
-
-// spoolFull is the error for a spool reservation of n more bytes refused
-// for r: a body that could never fit the whole spool is too large (413),
-// one over its client's share gets ErrBufferShareFull (429), otherwise the
-// spool is busy (503).
-func (body *BufferedBody) spoolFull(r refusal, n int64) error {
-	if lim := body.b.disk.limit(); body.disk+n > lim {
-		return &BodyTooLargeError{Limit: lim}
-	}
-	return r.err(errSpoolFull)
 }
 
 // readFull reads into p until it is full, src ends (io.EOF, with the bytes
@@ -489,6 +482,7 @@ type BufferedBody struct {
 
 	mu      sync.Mutex
 	closed  bool
+	spilled bool     // spooled for want of memory: disk reserved whole, copy buffer not charged
 	chunks  [][]byte // full-size chunks; the body fills them in order
 	inline  [4][]byte
 	copyBuf []byte
@@ -578,9 +572,9 @@ func (body *BufferedBody) Close() error {
 	body.mem = 0
 	if body.file != nil {
 		body.file.Close()
-		body.b.disk.release(body.who, body.disk)
-		body.disk = 0
 	}
+	body.b.disk.release(body.who, body.disk) // a spilled body reserves before its file exists
+	body.disk = 0
 	return nil
 }
 

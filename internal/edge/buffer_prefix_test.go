@@ -237,15 +237,22 @@ func TestBufferSingleBodyNeverRefusedByShares(t *testing.T) {
 				}
 				body.Close()
 				if !tc.flood {
-					mAddrs, mPrefixes := b.mem.holders()
-					dAddrs, dPrefixes := b.disk.holders()
-					if m, d := b.InUse(); m+d != 0 || mAddrs+mPrefixes+dAddrs+dPrefixes != 0 {
-						t.Fatalf("after Close: %d/%d bytes reserved, %d/%d memory and %d/%d spool table entries",
-							m, d, mAddrs, mPrefixes, dAddrs, dPrefixes)
-					}
+					checkAllReleased(t, b)
 				}
 			})
 		})
+	}
+}
+
+// checkAllReleased fails t unless b holds no bytes of memory or spool and
+// its per-address and per-prefix tables are empty (every body closed).
+func checkAllReleased(t *testing.T, b *BodyBuffer) {
+	t.Helper()
+	mAddrs, mPrefixes := b.mem.holders()
+	dAddrs, dPrefixes := b.disk.holders()
+	if m, d := b.InUse(); m+d != 0 || mAddrs+mPrefixes+dAddrs+dPrefixes != 0 {
+		t.Fatalf("after Close: %d/%d bytes reserved, %d/%d memory and %d/%d spool table entries",
+			m, d, mAddrs, mPrefixes, dAddrs, dPrefixes)
 	}
 }
 

@@ -3,6 +3,7 @@ package edge
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"sync"
@@ -139,6 +140,48 @@ func TestReviewBufferConcurrentSlowFlood(t *testing.T) {
 				if m, d := b.InUse(); m != 0 || d != 0 {
 					t.Errorf("after every body closed: %d bytes of memory, %d of spool still reserved", m, d)
 				}
+			})
+		})
+	}
+}
+
+// TestReviewBufferSmallFormSurvivesFewNetworks (finding 5): five networks,
+// each at its prefix share, fill the memory budget; a small form from
+// anyone else must still be taken (spilled to the nearly empty spool), not
+// wait and get 503.
+func TestReviewBufferSmallFormSurvivesFewNetworks(t *testing.T) {
+	const mem, total = 64 << 10, 512 << 10
+	nets := func(f string) []netip.Addr {
+		var a []netip.Addr
+		for i := range 5 {
+			a = append(a, addrs(2, fmt.Sprintf(f, i))...)
+		}
+		return a
+	}
+	tests := []struct {
+		name      string
+		attackers []netip.Addr
+		outsider  netip.Addr
+	}{
+		{name: "five IPv4 /24s", attackers: nets("198.51.10%d.%%d"), outsider: netip.MustParseAddr("203.0.113.7")},
+		{name: "five /64s of one /56", attackers: nets("2001:db8:0:10%d::%%x"), outsider: netip.MustParseAddr("2001:db8:ffff::7")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				b, _ := NewBodyBuffer(BufferConfig{MemoryBytes: mem, TotalBytes: total, Wait: 250 * time.Millisecond, SpoolDir: t.TempDir()}, nil)
+				held, _ := flood(t, b, tc.attackers, 1, mem)
+				defer func() {
+					for _, h := range held {
+						h.Close()
+					}
+				}()
+				form := []byte("name=alice&msg=hello")
+				body, err := b.Fill(t.Context(), tc.outsider, bytes.NewReader(form), int64(len(form)))
+				if err != nil {
+					t.Fatalf("small form from another network: %v", err) // got: request buffer full (memory), 8 bodies hold 524288/524288
+				}
+				body.Close()
 			})
 		})
 	}

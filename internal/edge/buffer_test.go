@@ -247,11 +247,15 @@ func TestBodyBufferFull(t *testing.T) {
 }
 
 // TestBufferMetrics checks the counters after a memory body, a spooled
-// body and a refusal, and lints the names (Prometheus conventions,
-// portcullis_edge_ prefix).
+// body, a body spilled from a full memory and a refusal, and lints the
+// names (Prometheus conventions, portcullis_edge_ prefix).
 func TestBufferMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	b := newTestBuffer(t, 4<<10, 8<<10, true, reg)
+	b, err := NewBodyBuffer(BufferConfig{MemoryBytes: 4 << 10, TotalBytes: 8 << 10, SpoolDir: t.TempDir(), SpoolTotalBytes: 100_000,
+		Wait: 10 * time.Millisecond}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range []int{1000, 100_000} {
 		body, err := b.Fill(context.Background(), clientA, bytes.NewReader(pattern(n)), int64(n))
 		if err != nil {
@@ -259,16 +263,21 @@ func TestBufferMetrics(t *testing.T) {
 		}
 		body.Close()
 	}
-	// 8 KiB in all: two held 4 KiB bodies fill it, a third is refused.
-	for _, c := range []netip.Addr{clientA, clientB} {
-		held, err := b.Fill(context.Background(), c, bytes.NewReader(pattern(4<<10)), 4<<10)
+	// 8 KiB in all: two held 4 KiB bodies fill it, a third spills to the
+	// spool (reserving 64 KiB of its 100 kB), a fourth finds both full and
+	// is refused.
+	for _, h := range []struct {
+		client netip.Addr
+		size   int
+	}{{clientA, 4 << 10}, {clientB, 4 << 10}, {clientC, 10}} {
+		held, err := b.Fill(context.Background(), h.client, bytes.NewReader(pattern(h.size)), int64(h.size))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer held.Close()
 	}
-	if _, err := b.Fill(context.Background(), clientC, bytes.NewReader(pattern(10)), -1); !errors.Is(err, ErrBufferFull) {
-		t.Fatalf("want ErrBufferFull, got %v", err)
+	if _, err := b.Fill(context.Background(), netip.MustParseAddr("192.0.2.4"), bytes.NewReader(pattern(10)), -1); !errors.Is(err, errMemoryFull) {
+		t.Fatalf("want ErrBufferFull (memory), got %v", err)
 	}
 	tests := []struct {
 		name string
@@ -276,7 +285,7 @@ func TestBufferMetrics(t *testing.T) {
 		want float64
 	}{
 		{name: "memory bytes", got: value(t, b.metrics.bytes[0]), want: 1000 + 8<<10},
-		{name: "disk bytes", got: value(t, b.metrics.bytes[1]), want: 100_000},
+		{name: "disk bytes", got: value(t, b.metrics.bytes[1]), want: 100_000 + 10},
 		{name: "refused (memory)", got: value(t, b.metrics.refused[0]), want: 1},
 	}
 	for _, tc := range tests {
