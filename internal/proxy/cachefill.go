@@ -163,8 +163,15 @@ func (p *Pool) fill(w http.ResponseWriter, r *http.Request, prio Priority, key, 
 		out.URL = &u
 		out.RequestURI = ""
 	}
-	out = out.WithContext(context.WithoutCancel(r.Context()))
-	fw := &fillWriter{p: p, w: w, h: http.Header{}, key: key, f: f, holdErrors: stale != nil}
+	// The fetch outlives the client only while its waiters may need it:
+	// once the response streams to this client alone, the client's
+	// departure ends it (a long poll or an endless stream would otherwise
+	// hold the origin connection and slot for ever).
+	fctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	defer cancel()
+	out = out.WithContext(fctx)
+	fw := &fillWriter{p: p, w: w, h: http.Header{}, key: key, f: f, holdErrors: stale != nil, cancel: cancel}
+	defer context.AfterFunc(r.Context(), fw.clientGone)()
 	released := false
 	defer func() {
 		if !released {
@@ -229,7 +236,10 @@ type fillWriter struct {
 	f          *fill
 	holdErrors bool
 
+	cancel context.CancelFunc // ends the origin fetch
+
 	mu       sync.Mutex
+	gone     bool // the client left
 	mode     int
 	status   int
 	pol      storePolicy
@@ -331,6 +341,20 @@ func (fw *fillWriter) stopTimerLocked() {
 	}
 }
 
+// clientGone runs when the client's request context ends: a streaming
+// fetch, which serves nobody else, is cancelled; a pending or buffering
+// one goes on for its waiters (bounded by the response-header timeout,
+// MaxObjectBytes and streamAfter) and is cancelled if it turns into a
+// stream.
+func (fw *fillWriter) clientGone() {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	fw.gone = true
+	if fw.mode == modeStreaming {
+		fw.cancel()
+	}
+}
+
 // streamLocked commits the headers (and anything buffered) to the client
 // and passes the rest through; the waiters are released to fetch on
 // their own (fw.mu held).
@@ -342,6 +366,9 @@ func (fw *fillWriter) streamLocked() {
 	}
 	dst[CacheHeader] = cacheMiss
 	fw.mode = modeStreaming
+	if fw.gone {
+		fw.cancel()
+	}
 	fw.w.WriteHeader(fw.status)
 	if len(fw.body) > 0 {
 		fw.w.Write(fw.body)
