@@ -8,6 +8,7 @@ package app
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"runtime"
@@ -287,7 +288,12 @@ func TestF11_KeySpaceFloodStaysBounded(t *testing.T) {
 		good, bad []hResult
 		flood     map[int]int
 	}
-	run := func(uniqueKeys bool, phase int) phaseResult {
+	// run sends n flood requests over conns pipelined connections, with
+	// the compliant clients and the abuser going meanwhile. Flood keys are
+	// fd00:11:<keys>::<conn>:<i>, unique when uniqueKeys, else 64
+	// repeating ones per connection; compliant addresses are fresh in
+	// every phase.
+	run := func(uniqueKeys bool, keys, phase, n int) phaseResult {
 		var pr phaseResult
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
@@ -305,12 +311,12 @@ func TestF11_KeySpaceFloodStaysBounded(t *testing.T) {
 			pr.bad = make([]hResult, 1000)
 			paced(len(pr.bad), 100, stop, func(i int) { pr.bad[i] = hGet(abuser, s.URL+"/page") })
 		}()
-		pr.flood = pipeline(t, trustedPeer, s.Addr, conns, floodKeys/conns, func(w *bufio.Writer, c, i int) {
+		pr.flood = pipeline(t, trustedPeer, s.Addr, conns, n/conns, func(w *bufio.Writer, c, i int) {
 			k := i
 			if !uniqueKeys {
 				k = i % 64
 			}
-			fmt.Fprintf(w, "GET /flood HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: fd00:11:%x::%x:%x\r\n\r\n", phase, c, k)
+			fmt.Fprintf(w, "GET /flood HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: fd00:11:%x::%x:%x\r\n\r\n", keys, c, k)
 			if i%1000 != 0 {
 				return
 			}
@@ -343,16 +349,32 @@ func TestF11_KeySpaceFloodStaysBounded(t *testing.T) {
 	// The harness itself must not grow with the traffic.
 	o.recording.Store(false)
 	s.logs.setMax(0)
-	// Control: the same load with 64 repeating keys per connection (no key
-	// churn), so that the latency and memory baselines include the load
-	// generator sharing the machine.
-	control := run(false, 1)
+	// The flood runs in phases between phases of a control: the same load
+	// on 64 repeating keys per connection (no key churn), so that the
+	// latency and memory baselines include the load generator sharing the
+	// machine, and so that the machine's load, which on a shared 2-core
+	// host changes from one second to the next, weighs on both alike.
+	// Control keys are the same in every control phase; flood keys are new
+	// in every flood phase, 40,000 of them (2.4 × the table). growth sums
+	// the live heap each flood phase adds over the control just before it.
+	const phases = 5
+	control := []phaseResult{run(false, 1, 0, floodKeys/phases)}
+	var flood []phaseResult
+	var growth int64
+	floodAnswers := map[int]int{}
+	for p := range phases {
+		before := heapInUse()
+		f := run(true, 2+p, 2*p+1, floodKeys/phases)
+		growth += heapInUse() - before
+		flood = append(flood, f)
+		for st, n := range f.flood {
+			floodAnswers[st] += n
+		}
+		control = append(control, run(false, 1, 2*p+2, floodKeys/phases))
+	}
 	hot := 64*conns + 1 // the control's keys and the abuser carry debt for up to 10 s
-	afterControl := heapInUse()
-	flood := run(true, 2)
-	afterFlood := heapInUse()
-	if n := flood.flood[http.StatusTooManyRequests] + flood.flood[http.StatusOK]; n != floodKeys {
-		t.Fatalf("flood: %v, want %d answers", flood.flood, floodKeys)
+	if n := floodAnswers[http.StatusTooManyRequests] + floodAnswers[http.StatusOK]; n != floodKeys {
+		t.Fatalf("flood: %v, want %d answers", floodAnswers, floodKeys)
 	}
 
 	t.Run("memory bounded", func(t *testing.T) {
@@ -368,29 +390,34 @@ func TestF11_KeySpaceFloodStaysBounded(t *testing.T) {
 		// give or take buffers in flight and the detection windows filling
 		// up (bounded by configuration, ~1-2 MiB). A per-key map would add
 		// at least 40 bytes a key: 8 MiB here.
-		growth := afterFlood - afterControl
 		if growth > 4<<20 {
 			t.Errorf("heap in use grew by %d bytes over a %d-key flood (table %d bytes)", growth, floodKeys, tableBytes)
 		}
 		t.Logf("table %d bytes, live heap %+d bytes over the flood, limiter %+v", tableBytes, growth, st)
 	})
 	t.Run("hot key never reset by eviction", func(t *testing.T) {
-		tl := hTally(flood.bad)
-		total := len(flood.bad)
+		var bad []hResult
+		for _, f := range flood {
+			bad = append(bad, f.bad...)
+		}
+		tl := hTally(bad)
+		total := len(bad)
 		if refused := float64(tl[http.StatusTooManyRequests]) / float64(total); total == 0 || refused < 0.89 {
 			t.Errorf("abusive client refused %.1f%% of %d requests (%v), want ≥ 89%%", 100*refused, total, tl)
 		}
 	})
 	t.Run("compliant clients served without stalls", func(t *testing.T) {
-		if tl := hTally(flood.good); tl[http.StatusOK] != len(flood.good) || len(flood.good) == 0 {
-			t.Errorf("compliant: %v, want all 200", tl)
+		base, during := make([][]hResult, len(control)), make([][]hResult, len(flood))
+		for i, c := range control {
+			base[i] = c.good
 		}
-		base := max(hPercentile(hLatencies(control.good), 99), latencyFloor)
-		p99 := hPercentile(hLatencies(flood.good), 99)
-		t.Logf("compliant p99: %s under a repeating-key flood, %s under the unique-key flood", hPercentile(hLatencies(control.good), 99), p99)
-		if p99 > 2*base {
-			t.Errorf("compliant p99 %s under key churn, want < 2 × %s", p99, base)
+		for i, f := range flood {
+			during[i] = f.good
 		}
+		// The shield is saturated by the pipelined flood here, so its
+		// compliant p99 is hundreds of milliseconds with or without key
+		// churn; a cleanup stall would be seconds.
+		checkLatencyRounds(t, "compliant clients", base, during, 3*time.Second)
 	})
 	t.Run("keys return to near zero after idle TTL and a sweep", func(t *testing.T) {
 		// Flood keys made one request each: idle after one interval (1 s);
@@ -408,3 +435,53 @@ func TestF11_KeySpaceFloodStaysBounded(t *testing.T) {
 }
 
 func rateIntervalOf(l *ratelimit.Limiter) time.Duration { return l.Rate().Interval() }
+
+// pipeline sends n HTTP/1.1 requests on each of conns raw connections from
+// src, pipelined (written as fast as the socket takes them while another
+// goroutine reads the answers), and returns the response status counts.
+// req(c, i) writes the i-th request of connection c into w.
+func pipeline(t *testing.T, src, addr string, conns, n int, req func(w *bufio.Writer, c, i int)) map[int]int {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counts := map[int]int{}
+	for c := range conns {
+		conn := dialFrom(t, src, addr)
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(60 * time.Second))
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			bw := bufio.NewWriterSize(conn, 64<<10)
+			for i := range n {
+				req(bw, c, i)
+			}
+			bw.Flush()
+		}()
+		go func() {
+			defer wg.Done()
+			br := bufio.NewReaderSize(conn, 64<<10)
+			local := map[int]int{}
+			for range n {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					local[-1]++
+					break
+				}
+				if resp.ContentLength > 0 {
+					br.Discard(int(resp.ContentLength))
+				} else {
+					io.Copy(io.Discard, resp.Body)
+				}
+				local[resp.StatusCode]++
+			}
+			mu.Lock()
+			for k, v := range local {
+				counts[k] += v
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return counts
+}

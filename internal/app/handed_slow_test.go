@@ -27,7 +27,7 @@ import (
 )
 
 // sseRoute serves an endless text/event-stream: one event every interval
-// until the client goes away or 30 s pass.
+// until the client goes away or 2 minutes pass.
 func sseRoute(interval time.Duration) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -37,7 +37,7 @@ func sseRoute(interval time.Duration) http.HandlerFunc {
 		rc.Flush()
 		tk := time.NewTicker(interval)
 		defer tk.Stop()
-		end := time.After(30 * time.Second)
+		end := time.After(2 * time.Minute)
 		for i := 0; ; i++ {
 			select {
 			case <-r.Context().Done():
@@ -121,29 +121,149 @@ func TestF15_SlowlorisAndSlowBodies(t *testing.T) {
 	})
 	lim := s.cfg.Limits
 
-	// An SSE stream through the proxy for the whole test (step 4).
+	// An SSE stream through the proxy for the whole test (step 4), read by
+	// a client without clientFrom's 20 s limit on the whole exchange.
 	stopSSE := make(chan struct{})
-	sse := sseWatch(t, clientFrom(t, "127.0.0.20"), s.URL+"/sse", stopSSE)
+	sseClient := clientFrom(t, "127.0.0.20")
+	sseClient.Timeout = 0
+	sse := sseWatch(t, sseClient, s.URL+"/sse", stopSSE)
 
-	normal := clientFrom(t, "127.0.0.30")
-	baseline := hProbe(normal, s.URL+"/normal", 40, 25*time.Millisecond)
-	fdsBefore := openFDs(t)
-
-	// Step 1, scaled: 400 slowloris connections from 127.0.0.2–.9 that
-	// send a partial header and trickle a byte before the header timeout.
-	const slowConns = 400
-	type closeResult struct {
-		took   time.Duration
-		closed bool
-		data   []byte
+	// Step 2's slow bodies, over HTTP/2 (100 streams on one connection)
+	// and HTTP/1.1, stalled after one byte or trickling under the
+	// minimum rate. A stalled body is cut at the idle timeout; a trickle
+	// that keeps it alive is cut at the first read after the grace period
+	// where the average rate is under the minimum.
+	const trickle = 300 * time.Millisecond
+	bodyCases := []slowBodyCase{
+		{name: "h2 body idle", h2: true, streams: 100, cutAt: lim.BodyIdleTimeout.D()},
+		{name: "h2 below minimum rate", h2: true, streams: 20, trickle: trickle, cutAt: lim.BodyGrace.D(), slack: trickle},
+		{name: "h1 body idle", streams: 20, cutAt: lim.BodyIdleTimeout.D()},
+		{name: "h1 below minimum rate", streams: 20, trickle: trickle, cutAt: lim.BodyGrace.D(), slack: trickle},
 	}
-	h1 := make([]closeResult, slowConns)
+
+	// The attack runs in rounds, each between two quiet probes of the
+	// normal client (step 3), so that its latency under attack is compared
+	// with a baseline measured in the same conditions: a shared 2-core
+	// machine's load changes from second to second, and one window's p99
+	// is little more than its worst stall (see checkLatencyRounds).
+	const rounds = 5
+	normal := clientFrom(t, "127.0.0.30")
+	probe := func(n int) []hResult { return hProbe(normal, s.URL+"/normal", n, 25*time.Millisecond) }
+	quiet := [][]hResult{probe(40)}
+	var attacks []slowRound
+	for range rounds {
+		attacks = append(attacks, slowAttack(t, s, headerTimeout, bodyCases, func() []hResult { return probe(60) }))
+		quiet = append(quiet, probe(40))
+	}
+	close(stopSSE)
+
+	t.Run("h1 slowloris closed at the header timeout", func(t *testing.T) {
+		rt := lim.ReadHeaderTimeout.D()
+		for ri, a := range attacks {
+			for i, r := range a.h1 {
+				if !r.closed {
+					t.Fatalf("round %d conn %d: still open after %s (%q)", ri, i, r.took, r.data)
+				}
+				if r.took < rt-100*time.Millisecond || r.took > rt+1500*time.Millisecond {
+					t.Fatalf("round %d conn %d: closed after %s, want the header timeout %s (+≤1.5s)", ri, i, r.took, rt)
+				}
+				if len(r.data) > 0 && !bytes.HasPrefix(r.data, []byte("HTTP/1.1 408")) {
+					t.Fatalf("round %d conn %d: answered %q, want a close or 408", ri, i, r.data)
+				}
+			}
+		}
+	})
+	for ci, bc := range bodyCases {
+		t.Run(bc.name+" cut by its setting, never held until the origin timeout", func(t *testing.T) {
+			for ri, a := range attacks {
+				for i, r := range a.bodies[ci] {
+					if r.err == nil && r.status != http.StatusRequestTimeout {
+						t.Fatalf("round %d stream %d: status %d, want a reset/close or 408", ri, i, r.status)
+					}
+					if hi := bc.cutAt + bc.slack + 1500*time.Millisecond; r.took > hi {
+						t.Fatalf("round %d stream %d: cut after %s, want ≤ %s (origin timeout %s)", ri, i, r.took, hi, s.cfg.Sites[0].OriginTimeout.D())
+					}
+					if r.took < bc.cutAt-100*time.Millisecond {
+						t.Fatalf("round %d stream %d: cut after %s, before its limit %s", ri, i, r.took, bc.cutAt)
+					}
+				}
+			}
+		})
+	}
+	t.Run("normal client unaffected", func(t *testing.T) {
+		during := make([][]hResult, len(attacks))
+		for i, a := range attacks {
+			during[i] = a.during
+		}
+		// A normal request held behind a slow client would wait for one of
+		// its timeouts: a second or more here.
+		checkLatencyRounds(t, "normal client", quiet, during, 500*time.Millisecond)
+	})
+	t.Run("SSE stream not cut", func(t *testing.T) {
+		gap, events, err := sse()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("SSE stream ended: %v", err)
+		}
+		if events < 10 || gap > timeout {
+			t.Errorf("SSE: %d events, largest gap %s (events every 200ms)", events, gap)
+		}
+	})
+}
+
+// slowBodyCase is one kind of slow upload in TestF15: over HTTP/2 (streams
+// on one connection) or HTTP/1.1 (one connection each), stalled after one
+// byte (trickle 0) or trickling a byte every trickle.
+type slowBodyCase struct {
+	name    string
+	h2      bool
+	streams int
+	trickle time.Duration // 0: one byte, then nothing
+	cutAt   time.Duration // when the setting cuts it
+	slack   time.Duration // how much later it may happen
+}
+
+// slowEnd is how one slow connection or upload ended, after took: for a
+// slowloris connection, by a close (rather than the read deadline) after
+// data; for an upload, with status or a reset/close (err).
+type slowEnd struct {
+	took   time.Duration
+	closed bool
+	data   []byte
+	status int
+	err    error
+}
+
+// slowRound is one round of TestF15's attack: how every slowloris
+// connection and every slow upload (by body case) ended, and the normal
+// client's probe while the attack was in place.
+type slowRound struct {
+	h1     []slowEnd
+	bodies [][]slowEnd
+	during []hResult
+}
+
+// slowAttack runs one round of TestF15's attack on s and returns once every
+// connection of it has ended: step 1, scaled, is 400 slowloris connections
+// from 127.0.0.2–.9 that send a partial header and trickle a byte before
+// the header timeout; step 2 the slow uploads of bodyCases. probe (the
+// normal client, step 3) runs once the attack is in place.
+func slowAttack(t *testing.T, s *testShield, headerTimeout time.Duration, bodyCases []slowBodyCase, probe func() []hResult) slowRound {
+	t.Helper()
+	const slowConns = 400
+	fdsBefore := openFDs(t)
+	r := slowRound{h1: make([]slowEnd, slowConns), bodies: make([][]slowEnd, len(bodyCases))}
 	// ready counts attackers that have not yet started: the normal
 	// client's measurement starts once the attack is in place, so that it
 	// measures the shield under attack rather than this process setting
-	// up 560 connections on a shared CPU.
+	// up 560 connections on a shared CPU. They arrive one a millisecond,
+	// as an attack's connections do: both ends of 560 connections set up
+	// in the same instant live in this process and stall it, SSE stream
+	// included, for up to a second on a loaded machine.
+	arrive := time.NewTicker(time.Millisecond)
+	defer arrive.Stop()
 	var wg, ready sync.WaitGroup
 	for i := range slowConns {
+		<-arrive.C
 		wg.Add(1)
 		ready.Add(1)
 		go func() {
@@ -151,54 +271,32 @@ func TestF15_SlowlorisAndSlowBodies(t *testing.T) {
 			start := time.Now() // the shield's header clock starts after this
 			c, err := dialerFrom(fmt.Sprintf("127.0.0.%d", 2+i%8)).Dial("tcp", s.Addr)
 			if err != nil {
-				h1[i] = closeResult{data: []byte("dial: " + err.Error())}
+				r.h1[i] = slowEnd{data: []byte("dial: " + err.Error())}
 				ready.Done()
 				return
 			}
 			defer c.Close()
 			io.WriteString(c, "GET / HTTP/1.1\r\nHost: t\r\nX-a: ")
 			ready.Done()
-			tr := time.NewTimer(headerTimeout / 2)
+			// One byte before the header timeout, at a time of its own
+			// between ¼ and ¾ of it: the case's connections trickle
+			// independently, and 400 bytes at the same instant would be a
+			// burst of this process's own making.
+			tr := time.NewTimer(headerTimeout/4 + time.Duration(i)*headerTimeout/(2*slowConns))
 			<-tr.C
 			c.Write([]byte("b"))
 			data, _, closed := readUntilClosed(c, headerTimeout+5*time.Second)
-			h1[i] = closeResult{took: time.Since(start), closed: closed, data: data}
+			r.h1[i] = slowEnd{took: time.Since(start), closed: closed, data: data}
 		}()
 	}
-
-	// Step 2: slow bodies, over HTTP/2 (100 streams on one connection)
-	// and HTTP/1.1, stalled after one byte or trickling under the
-	// minimum rate.
-	// A stalled body is cut at the idle timeout; a trickle that keeps it
-	// alive is cut at the first read after the grace period where the
-	// average rate is under the minimum.
-	const trickle = 300 * time.Millisecond
-	bodyCases := []struct {
-		name    string
-		h2      bool
-		streams int
-		trickle time.Duration // 0: one byte, then nothing
-		cutAt   time.Duration // when the setting cuts it
-		slack   time.Duration // how much later it may happen
-	}{
-		{name: "h2 body idle", h2: true, streams: 100, cutAt: lim.BodyIdleTimeout.D()},
-		{name: "h2 below minimum rate", h2: true, streams: 20, trickle: trickle, cutAt: lim.BodyGrace.D(), slack: trickle},
-		{name: "h1 body idle", streams: 20, cutAt: lim.BodyIdleTimeout.D()},
-		{name: "h1 below minimum rate", streams: 20, trickle: trickle, cutAt: lim.BodyGrace.D(), slack: trickle},
-	}
-	type bodyResult struct {
-		took   time.Duration
-		status int
-		err    error
-	}
-	bodies := make([][]bodyResult, len(bodyCases))
 	for ci, bc := range bodyCases {
-		bodies[ci] = make([]bodyResult, bc.streams)
+		r.bodies[ci] = make([]slowEnd, bc.streams)
 		var h2c *http.Client
 		if bc.h2 {
 			h2c = h2cClientFrom(t, "127.0.0.11")
 		}
 		for i := range bc.streams {
+			<-arrive.C
 			wg.Add(1)
 			ready.Add(1)
 			go func() {
@@ -211,71 +309,25 @@ func TestF15_SlowlorisAndSlowBodies(t *testing.T) {
 				} else {
 					st, err = slowPostH1(s.Addr, bc.trickle, ready.Done)
 				}
-				bodies[ci][i] = bodyResult{took: time.Since(start), status: st, err: err}
+				r.bodies[ci][i] = slowEnd{took: time.Since(start), status: st, err: err}
 			}()
 		}
 	}
-
-	// Step 3: the normal client keeps going meanwhile, measured once the
-	// attack has settled: every upload is at the origin and both ends of
-	// every slowloris connection are open.
+	// The attack is in place once every upload has sent its first byte
+	// (the edge buffers a body whole before it takes an origin slot, so
+	// an incomplete upload never reaches the origin) and both ends of
+	// every slowloris connection are open (a few descriptors of earlier
+	// keep-alive connections may close meanwhile).
 	ready.Wait()
-	uploads := 0
-	for _, bc := range bodyCases {
-		uploads += bc.streams
+	want := fdsBefore + 2*slowConns - 8
+	if !waitUntil(3*time.Second, func() bool { return openFDs(t) >= want }) {
+		t.Fatalf("attack not in place after 3s: %d descriptors open, want ≥ %d", openFDs(t), want)
 	}
-	settled := time.Now().Add(3 * time.Second)
-	tk := time.NewTicker(10 * time.Millisecond)
-	for (o.inflight.Load() < int64(uploads) || openFDs(t) < fdsBefore+2*slowConns) && time.Now().Before(settled) {
-		<-tk.C
-	}
-	tk.Stop()
-	during := hProbe(normal, s.URL+"/normal", 60, 25*time.Millisecond)
+	// Let the setting up drain before measuring.
+	waitIdle(time.Second)
+	r.during = probe()
 	wg.Wait()
-	after := hProbe(normal, s.URL+"/normal", 40, 25*time.Millisecond)
-	close(stopSSE)
-
-	t.Run("h1 slowloris closed at the header timeout", func(t *testing.T) {
-		rt := lim.ReadHeaderTimeout.D()
-		for i, r := range h1 {
-			if !r.closed {
-				t.Fatalf("conn %d: still open after %s (%q)", i, r.took, r.data)
-			}
-			if r.took < rt-100*time.Millisecond || r.took > rt+1500*time.Millisecond {
-				t.Fatalf("conn %d: closed after %s, want the header timeout %s (+≤1.5s)", i, r.took, rt)
-			}
-			if len(r.data) > 0 && !bytes.HasPrefix(r.data, []byte("HTTP/1.1 408")) {
-				t.Fatalf("conn %d: answered %q, want a close or 408", i, r.data)
-			}
-		}
-	})
-	for ci, bc := range bodyCases {
-		t.Run(bc.name+" cut by its setting, never held until the origin timeout", func(t *testing.T) {
-			for i, r := range bodies[ci] {
-				if r.err == nil && r.status != http.StatusRequestTimeout {
-					t.Fatalf("stream %d: status %d, want a reset/close or 408", i, r.status)
-				}
-				if hi := bc.cutAt + bc.slack + 1500*time.Millisecond; r.took > hi {
-					t.Fatalf("stream %d: cut after %s, want ≤ %s (origin timeout %s)", i, r.took, hi, s.cfg.Sites[0].OriginTimeout.D())
-				}
-				if r.took < bc.cutAt-100*time.Millisecond {
-					t.Fatalf("stream %d: cut after %s, before its limit %s", i, r.took, bc.cutAt)
-				}
-			}
-		})
-	}
-	t.Run("normal client unaffected", func(t *testing.T) {
-		checkLatency(t, "normal client", baseline, during, after)
-	})
-	t.Run("SSE stream not cut", func(t *testing.T) {
-		gap, events, err := sse()
-		if err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("SSE stream ended: %v", err)
-		}
-		if events < 10 || gap > timeout {
-			t.Errorf("SSE: %d events, largest gap %s (events every 200ms)", events, gap)
-		}
-	})
+	return r
 }
 
 // slowPostH2 posts 1,000,000 announced bytes over h2c, sending one byte
@@ -492,86 +544,117 @@ func TestF16_HTTP2RapidReset(t *testing.T) {
 	})
 	s := startShield(t, o, nil)
 	lim := s.cfg.Limits
-
-	normal := h2cClientFrom(t, "127.0.0.30")
-	baseline := hProbe(normal, s.URL+"/normal", 100, 10*time.Millisecond)
-
-	var during []hResult
-	probeDone := make(chan struct{})
-	go func() {
-		defer close(probeDone)
-		during = hProbe(normal, s.URL+"/normal", 150, 10*time.Millisecond)
-	}()
-	goaway, pairs, ended := rapidReset(t, "127.0.0.2", s.Addr, "/slow", 100_000, 10*time.Second)
-	<-probeDone
-	after := hProbe(normal, s.URL+"/normal", 100, 10*time.Millisecond)
-	slowSeen := o.count(func(r recordedRequest) bool { return r.RequestURI == "/slow" })
-	handled := s.counter(t, "portcullis_http_requests_total", map[string]string{"site": "test"}) - float64(len(baseline)+len(during)+len(after))
-	var code http2.ErrCode
-	if goaway != nil {
-		code = goaway.ErrCode
+	requests := func() float64 {
+		return s.counter(t, "portcullis_http_requests_total", map[string]string{"site": "test"})
 	}
-	t.Logf("%d HEADERS+RST pairs written; GOAWAY %v (%v); shield handled %.0f streams; origin saw %d /slow requests, peak %d in flight",
-		pairs, goaway != nil, code, handled, slowSeen, slowPeak.Load())
+	budgetExceeded := func() float64 { return s.counter(t, "portcullis_edge_h2_reset_budget_exceeded_total", nil) }
+	isSlow := func(r recordedRequest) bool { return r.RequestURI == "/slow" }
+
+	// Step 1 runs in rounds, each from a fresh address in a /24 of its own
+	// (127.0.0.2 first), so that no round meets an earlier round's
+	// penalty, between quiet probes of the second client (step 2): its
+	// latency under attack is compared with a baseline measured in the
+	// same conditions (see checkLatencyRounds). Every round must meet
+	// every expectation.
+	const rounds = 9
+	type resetRound struct {
+		attacker string
+		during   []hResult
+		goaway   *http2.GoAwayFrame
+		pairs    int
+		ended    bool
+		took     time.Duration
+		handled  float64 // streams the shield handled past the reset check
+		slowSeen int     // /slow requests at the origin
+		budget   bool    // the reset-budget metric counted the connection
+		penalty  hResult // the attacker's next request
+	}
+	normal := h2cClientFrom(t, "127.0.0.30")
+	probe := func(n int) []hResult { return hProbe(normal, s.URL+"/normal", n, 10*time.Millisecond) }
+	quiet := [][]hResult{probe(50)}
+	rs := make([]resetRound, rounds)
+	for i := range rs {
+		r := &rs[i]
+		r.attacker = fmt.Sprintf("127.0.%d.2", i)
+		req0, slow0, budget0 := requests(), o.count(isSlow), budgetExceeded()
+		probeDone := make(chan struct{})
+		go func() {
+			defer close(probeDone)
+			r.during = probe(60)
+		}()
+		start := time.Now()
+		r.goaway, r.pairs, r.ended = rapidReset(t, r.attacker, s.Addr, "/slow", 100_000, 10*time.Second)
+		r.took = time.Since(start)
+		<-probeDone
+		// The budget is counted by the handlers of reset streams, which
+		// may still be finishing when the client sees the connection end:
+		// wait for the count (one per connection) instead of reading it
+		// once.
+		r.budget = waitUntil(5*time.Second, func() bool { return budgetExceeded() > budget0 })
+		r.handled = requests() - req0 - float64(len(r.during))
+		r.slowSeen = o.count(isSlow) - slow0
+		r.penalty = hGet(clientFrom(t, r.attacker), s.URL+"/after")
+		var code http2.ErrCode
+		if r.goaway != nil {
+			code = r.goaway.ErrCode
+		}
+		t.Logf("round %d from %s: %d HEADERS+RST pairs written in %s; GOAWAY %v (%v); reset budget counted %v; shield handled %.0f streams; origin saw %d /slow requests",
+			i, r.attacker, r.pairs, r.took.Round(time.Millisecond), r.goaway != nil, code, r.budget, r.handled, r.slowSeen)
+		quiet = append(quiet, probe(50))
+	}
+	t.Logf("origin: peak %d /slow requests in flight", slowPeak.Load())
 
 	t.Run("connection ended with GOAWAY before 1,000 resets", func(t *testing.T) {
-		if !ended {
-			t.Fatal("the server never ended the connection")
-		}
-		if goaway == nil {
-			t.Fatal("connection closed without GOAWAY")
-		}
-		if goaway.ErrCode != http2.ErrCodeEnhanceYourCalm && goaway.ErrCode != http2.ErrCodeProtocol {
-			t.Errorf("GOAWAY %v, want ENHANCE_YOUR_CALM or PROTOCOL_ERROR", goaway.ErrCode)
-		}
-		if handled >= 1000 {
-			t.Errorf("the shield handled %.0f reset streams before ending the connection, want < 1000", handled)
-		}
-		if got := s.counter(t, "portcullis_edge_h2_reset_budget_exceeded_total", nil); got < 1 {
-			t.Errorf("reset-budget metric %v, want ≥ 1", got)
+		for i, r := range rs {
+			if !r.ended {
+				t.Fatalf("round %d: the server never ended the connection", i)
+			}
+			if r.goaway == nil {
+				t.Fatalf("round %d: connection closed without GOAWAY", i)
+			}
+			if r.goaway.ErrCode != http2.ErrCodeEnhanceYourCalm && r.goaway.ErrCode != http2.ErrCodeProtocol {
+				t.Errorf("round %d: GOAWAY %v, want ENHANCE_YOUR_CALM or PROTOCOL_ERROR", i, r.goaway.ErrCode)
+			}
+			if r.handled >= 1000 {
+				t.Errorf("round %d: the shield handled %.0f reset streams before ending the connection, want < 1000", i, r.handled)
+			}
+			if !r.budget {
+				// Seen on a loaded machine: net/http's own early-reset
+				// guard (4 × MAX_CONCURRENT_STREAMS handlers queued) ends
+				// the connection before the shield's handlers have counted
+				// the budget, and closes it after its 1 s GOAWAY timeout.
+				t.Errorf("round %d: the reset-budget metric did not count the connection (it ended after %s with %.0f streams handled); the shield's budget was not what ended it", i, r.took.Round(time.Millisecond), r.handled)
+			}
 		}
 	})
 	t.Run("origin load bounded", func(t *testing.T) {
 		if p := slowPeak.Load(); p > int64(lim.H2MaxConcurrentStreams) {
 			t.Errorf("origin saw %d concurrent /slow requests, above MAX_CONCURRENT_STREAMS %d", p, lim.H2MaxConcurrentStreams)
 		}
-		if slowSeen >= 1000 {
-			t.Errorf("origin saw %d /slow requests, want < 1000", slowSeen)
+		for i, r := range rs {
+			if r.slowSeen >= 1000 {
+				t.Errorf("round %d: origin saw %d /slow requests, want < 1000", i, r.slowSeen)
+			}
 		}
 	})
 	t.Run("attacker penalised", func(t *testing.T) {
-		r := hGet(clientFrom(t, "127.0.0.2"), s.URL+"/after")
-		if r.Err == nil && r.Status == http.StatusOK {
-			t.Errorf("127.0.0.2 gets 200 right after a rapid-reset flood, want a throttle or block")
-		}
-		if r.Err == nil && r.Status != http.StatusOK && r.RetryAfter == "" {
-			t.Errorf("penalty %d without Retry-After", r.Status)
+		for i, r := range rs {
+			p := r.penalty
+			if p.Err == nil && p.Status == http.StatusOK {
+				t.Errorf("round %d: %s gets 200 right after a rapid-reset flood, want a throttle or block", i, r.attacker)
+			}
+			if p.Err == nil && p.Status != http.StatusOK && p.RetryAfter == "" {
+				t.Errorf("round %d: penalty %d without Retry-After", i, p.Status)
+			}
 		}
 	})
 	t.Run("other client unaffected", func(t *testing.T) {
-		checkLatency(t, "second client", baseline, during, after)
-	})
-}
-
-// checkLatency asserts that every request in during succeeded and that
-// their p99 stays below 2× the baseline: the larger p99 of the probes just
-// before and just after the attack (so that a change in the shared
-// machine's load while the test runs is not blamed on the shield), and at
-// least latencyFloor.
-func checkLatency(t *testing.T, who string, before, during, after []hResult) {
-	t.Helper()
-	if tl := hTally(during); tl[http.StatusOK] != len(during) {
-		t.Fatalf("%s during the attack: %v", who, tl)
-	}
-	pb, pd, pa := hPercentile(hLatencies(before), 99), hPercentile(hLatencies(during), 99), hPercentile(hLatencies(after), 99)
-	base := max(pb, pa, latencyFloor)
-	t.Logf("%s p99: %s before, %s during, %s after the attack", who, pb, pd, pa)
-	if pd > 2*base {
-		t.Errorf("%s p99 %s during the attack, want < 2 × %s", who, pd, base)
-		for i, r := range during {
-			if r.Latency > 2*base {
-				t.Logf("slow request %d: %s", i, r.Latency)
-			}
+		during := make([][]hResult, len(rs))
+		for i, r := range rs {
+			during[i] = r.during
 		}
-	}
+		// A request queued behind the attacker's streams would wait for
+		// /slow's 5 s.
+		checkLatencyRounds(t, "second client", quiet, during, time.Second)
+	})
 }

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	rtmetrics "runtime/metrics"
 	"slices"
 	"strings"
 	"sync"
@@ -500,6 +501,51 @@ func hLatencies(rs []hResult) []time.Duration {
 	return out
 }
 
+// checkLatencyRounds asserts that a client probed in rounds, base[i] just
+// before and base[i+1] just after during[i] (under attack, or whatever
+// during measures against base), had every request during answered 200;
+// that its p99 during stayed below 2× the baseline, the larger p99 of the
+// base probes on either side (at least latencyFloor), in the median round;
+// and that its p99 over all rounds during stayed below worst.
+//
+// Why the median round: on a shared 2-core machine one window's p99 (of
+// 60 requests, the second-worst) is little more than that second's worst
+// scheduler stall, tens to hundreds of milliseconds as the neighbours'
+// load comes and goes: one attack window against one baseline failed in
+// half the runs on a loaded machine, against a healthy shield. The attack
+// is the same in every round, so a shield it slows fails the median as
+// surely as one window, while a neighbour's burst lands in one round and
+// is outvoted. worst bounds what the median ignores, a slowdown in a few
+// rounds only: far below what an unprotected shield costs (a request
+// queued behind the attack waits for one of its timeouts, seconds), far
+// above the stalls of a loaded machine.
+func checkLatencyRounds(t *testing.T, who string, base, during [][]hResult, worst time.Duration) {
+	t.Helper()
+	if len(base) != len(during)+1 {
+		t.Fatalf("%d baseline probes around %d rounds", len(base), len(during))
+	}
+	p99 := func(rs []hResult) time.Duration { return hPercentile(hLatencies(rs), 99) }
+	ratios := make([]float64, len(during))
+	var all []time.Duration
+	for i, d := range during {
+		if tl := hTally(d); tl[http.StatusOK] != len(d) || len(d) == 0 {
+			t.Fatalf("%s in round %d: %v, want all 200", who, i, tl)
+		}
+		pb, pd, pa := p99(base[i]), p99(d), p99(base[i+1])
+		ratios[i] = float64(pd) / float64(max(pb, pa, latencyFloor))
+		t.Logf("%s round %d p99: %s before, %s during, %s after (%.2f × baseline)", who, i, pb, pd, pa, ratios[i])
+		all = append(all, hLatencies(d)...)
+	}
+	sorted := slices.Clone(ratios)
+	slices.Sort(sorted)
+	if med := sorted[len(sorted)/2]; med >= 2 {
+		t.Errorf("%s p99 %.2f × its baseline in the median round, want < 2 (by round: %.2f)", who, med, ratios)
+	}
+	if p := hPercentile(all, 99); p >= worst {
+		t.Errorf("%s p99 over all %d rounds %s, want < %s", who, len(during), p, worst)
+	}
+}
+
 // openFDs counts this process's open file descriptors.
 func openFDs(t *testing.T) int {
 	t.Helper()
@@ -525,56 +571,6 @@ func readUntilClosed(c net.Conn, d time.Duration) (data []byte, took time.Durati
 	return data, took, true
 }
 
-// pipeline sends n HTTP/1.1 requests on each of conns raw connections from
-// src, pipelined (written as fast as the socket takes them while another
-// goroutine reads the answers), and returns the response status counts.
-// req(c, i) writes the i-th request of connection c into w.
-func pipeline(t *testing.T, src, addr string, conns, n int, req func(w *bufio.Writer, c, i int)) map[int]int {
-	t.Helper()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	counts := map[int]int{}
-	for c := range conns {
-		conn := dialFrom(t, src, addr)
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(60 * time.Second))
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			bw := bufio.NewWriterSize(conn, 64<<10)
-			for i := range n {
-				req(bw, c, i)
-			}
-			bw.Flush()
-		}()
-		go func() {
-			defer wg.Done()
-			br := bufio.NewReaderSize(conn, 64<<10)
-			local := map[int]int{}
-			for range n {
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
-					local[-1]++
-					break
-				}
-				if resp.ContentLength > 0 {
-					br.Discard(int(resp.ContentLength))
-				} else {
-					io.Copy(io.Discard, resp.Body)
-				}
-				local[resp.StatusCode]++
-			}
-			mu.Lock()
-			for k, v := range local {
-				counts[k] += v
-			}
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return counts
-}
-
 // paced calls f(i) for i in [0, n) at rate per second (ticker-paced, each
 // call in its own goroutine so that a slow call does not delay the
 // schedule) and waits for all calls; it stops early when stop is closed.
@@ -598,4 +594,17 @@ loop:
 		}()
 	}
 	wg.Wait()
+}
+
+// waitIdle waits until this process has, at one look, no goroutine waiting
+// to run and none running but the caller (runtime/metrics
+// /sched/goroutines/*), or d passes, and reports whether it did: a burst of
+// work started by the test (hundreds of connections set up at once) has
+// drained.
+func waitIdle(d time.Duration) bool {
+	s := []rtmetrics.Sample{{Name: "/sched/goroutines/runnable:goroutines"}, {Name: "/sched/goroutines/running:goroutines"}}
+	return waitUntil(d, func() bool {
+		rtmetrics.Read(s)
+		return s[0].Value.Uint64() == 0 && s[1].Value.Uint64() <= 1
+	})
 }
