@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -347,6 +348,28 @@ func TestBufferPrefixMatchesResolver(t *testing.T) {
 			got, want := b.claimOf(a), claim{addr: ratelimit.KeyFromAddr(r.Addr), prefix: ratelimit.KeyFromPrefix(r.Prefix)}
 			if got != want || !got.prefix.IsPrefix() {
 				t.Fatalf("body counts against %v and %v, the shield keys %v and %v", got.addr, got.prefix, want.addr, want.prefix)
+			}
+		})
+	}
+}
+
+// TestClassifyShareRefusals: a refusal for the network's share says
+// "your network", one for the address's share "your address"; both 429.
+func TestClassifyShareRefusals(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{name: "address share", err: ErrBufferShareFull, want: "from your address"},
+		{name: "prefix share", err: errPrefixShareFull, want: "from your network"},
+		{name: "wrapped prefix share", err: fmt.Errorf("edge: body: %w", errPrefixShareFull), want: "from your network"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v, ok := ClassifyError(tc.err)
+			if !ok || v.StatusCode() != http.StatusTooManyRequests || !strings.Contains(v.Reason, tc.want) {
+				t.Errorf("ClassifyError(%v) = %+v %v, want 429 naming %q", tc.err, v, ok, tc.want)
 			}
 		})
 	}

@@ -21,7 +21,8 @@ const (
 //   - portcullis_edge_request_buffer_in_use_bytes{store}: bytes reserved
 //     now (memory in whole chunks), read at scrape time;
 //   - portcullis_edge_request_buffer_client_refused_total: bodies answered
-//     429 because their client's share of the memory stayed full;
+//     429 because their client address's or network's share (of the
+//     memory or of the spool) stayed full;
 //   - portcullis_edge_request_buffer_clients: client addresses holding
 //     buffer memory now (the per-client table's size), read at scrape time.
 type bufferMetrics struct {
@@ -43,7 +44,7 @@ func newBufferMetrics(reg prometheus.Registerer, b *BodyBuffer) (*bufferMetrics,
 		Help: inUseHelp, ConstLabels: prometheus.Labels{"store": storeDisk}},
 		func() float64 { _, d := b.InUse(); return float64(d) })
 	shareRefused := prometheus.NewCounter(prometheus.CounterOpts{Name: "portcullis_edge_request_buffer_client_refused_total",
-		Help: "Request bodies answered 429 because their client address already held its share of the request buffer's memory."})
+		Help: "Request bodies answered 429 because their client address or its network (aggregate prefix) already held its share of the request buffer (memory or spool)."})
 	clients := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portcullis_edge_request_buffer_clients",
 		Help: "Client addresses holding request buffer memory now."},
 		func() float64 { return float64(b.Clients()) })

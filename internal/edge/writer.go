@@ -336,6 +336,11 @@ var bufferFullVerdict = filter.Verdict{Action: filter.Shed, RetryAfter: 2 * time
 var bufferShareVerdict = filter.Verdict{Action: filter.Throttle, RetryAfter: 2 * time.Second, Rule: "request_buffer_per_client",
 	Reason: "too many uploads in progress from your address, please retry in a moment", Cause: "client's request buffer share full"}
 
+// bufferPrefixShareVerdict is bufferShareVerdict when the client's
+// network (its aggregate prefix), not its own address, holds its share.
+var bufferPrefixShareVerdict = filter.Verdict{Action: filter.Throttle, RetryAfter: 2 * time.Second, Rule: "request_buffer_per_client",
+	Reason: "too many uploads in progress from your network, please retry in a moment", Cause: "client network's request buffer share full"}
+
 // isTimeoutErr reports whether err is a deadline error. The common nil
 // case returns before te is declared: te escapes to the heap, and declared
 // first it would cost every body read an allocation.
@@ -358,6 +363,8 @@ func ClassifyError(err error) (filter.Verdict, bool) {
 		return filter.Verdict{Action: filter.Block, Status: http.StatusRequestEntityTooLarge, Rule: "max_body_bytes", Reason: "the request body is too large"}, true
 	case errors.Is(err, ErrSlowBody):
 		return filter.Verdict{Action: filter.Drop, Status: http.StatusRequestTimeout, Rule: "min_body_rate", Reason: "the request body arrived too slowly"}, true
+	case errors.Is(err, errPrefixShareFull):
+		return bufferPrefixShareVerdict, true
 	case errors.Is(err, ErrBufferShareFull):
 		return bufferShareVerdict, true
 	case errors.Is(err, ErrBufferFull):
