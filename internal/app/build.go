@@ -217,7 +217,7 @@ func prefixes(ps []config.Prefix) []netip.Prefix {
 func (a *App) pool(g *generation, sc config.Site) (*proxy.Pool, error) {
 	pc := proxy.PoolConfig{
 		Site: sc.Name, MaxConcurrency: sc.MaxOriginConcurrency, QueueTimeout: sc.QueueTimeout.D(),
-		HealthPath: sc.HealthCheck.Path, HealthInterval: sc.HealthCheck.Interval.D(), HealthTimeout: sc.HealthCheck.Timeout.D(),
+		HealthPath: healthPath(sc.HealthCheck.Path), HealthInterval: sc.HealthCheck.Interval.D(), HealthTimeout: sc.HealthCheck.Timeout.D(),
 		UnhealthyAfter: sc.HealthCheck.UnhealthyAfter, HealthyAfter: sc.HealthCheck.HealthyAfter,
 		DialTimeout: sc.DialTimeout.D(), ResponseHeaderTimeout: sc.OriginTimeout.D(), MaxIdleConns: sc.MaxIdleConns,
 		MinConcurrency: sc.MinOriginConcurrency, ReservedShare: sc.ReservedShare, Registerer: a.reg,
@@ -254,4 +254,13 @@ func (a *App) pool(g *generation, sc config.Site) (*proxy.Pool, error) {
 	g.pools[key] = p
 	g.newPools = append(g.newPools, p)
 	return p, nil
+}
+
+// healthPath is the pool's HealthPath for a configured path: "" (no
+// active checks) for config.HealthCheckOff.
+func healthPath(p string) string {
+	if p == config.HealthCheckOff {
+		return ""
+	}
+	return p
 }

@@ -218,9 +218,13 @@ type Route struct {
 	BufferRequest *bool `yaml:"buffer_request" doc:"read request bodies whole at the edge before forwarding them (limits.request_buffer_bytes); false streams them as they arrive (e.g. large file uploads), so a slow body then holds an origin slot until the body timeouts cut it" default:"true"`
 }
 
+// HealthCheckOff as sites[].health_check.path disables active origin
+// health checks.
+const HealthCheckOff = "off"
+
 // HealthCheck configures active origin checks.
 type HealthCheck struct {
-	Path           string   `yaml:"path" doc:"path requested on each origin; empty disables active checks" default:"/healthz"`
+	Path           string   `yaml:"path" doc:"path requested on each origin; \"off\" disables active checks (passive ejection on proxied failures stays)" default:"/healthz"`
 	Interval       Duration `yaml:"interval" doc:"time between checks" default:"5s"`
 	Timeout        Duration `yaml:"timeout" doc:"check timeout" default:"2s"`
 	UnhealthyAfter int      `yaml:"unhealthy_after" doc:"consecutive failures before an origin is ejected" default:"3"`

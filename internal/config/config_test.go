@@ -289,3 +289,41 @@ func TestRequestBuffering(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestHealthCheckPath: unset or empty takes /healthz, "off" stays "off"
+// (the app then runs no active checks), anything else must be a path.
+func TestHealthCheckPath(t *testing.T) {
+	tests := []struct {
+		name string
+		hc   string // YAML mapping of sites[0].health_check ("" = none)
+		want string // the path after defaults
+		err  string // error substring; "" = valid
+	}{
+		{name: "unset", want: "/healthz"},
+		{name: "empty", hc: `{path: ""}`, want: "/healthz"},
+		{name: "custom", hc: `{path: /up}`, want: "/up"},
+		{name: "off", hc: `{path: off}`, want: HealthCheckOff},
+		{name: "relative", hc: `{path: up}`, err: `sites[0].health_check.path: must start with / (or be "off"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			y := "admin: {address: off}\nsites:\n  - origins: [\"http://127.0.0.1:8081\"]\n"
+			if tc.hc != "" {
+				y += "    health_check: " + tc.hc + "\n"
+			}
+			c, err := Parse("h.yaml", []byte(y))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Sites[0].HealthCheck.Path; got != tc.want {
+				t.Errorf("path %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -291,8 +291,8 @@ func (c *Config) validate(file string, f *ast.File) error {
 				v.add(fmt.Sprintf("%s.origins[%d]", p, j), "invalid origin %q (want http://host:port or https://host)", o)
 			}
 		}
-		if s.HealthCheck.Path != "" && !strings.HasPrefix(s.HealthCheck.Path, "/") {
-			v.add(p+".health_check.path", "must start with /")
+		if s.HealthCheck.Path != "" && s.HealthCheck.Path != HealthCheckOff && !strings.HasPrefix(s.HealthCheck.Path, "/") {
+			v.add(p+".health_check.path", "must start with / (or be %q to disable active checks)", HealthCheckOff)
 		}
 		for j, r := range s.Routes {
 			if !strings.HasPrefix(r.Path, "/") {
