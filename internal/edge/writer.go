@@ -13,6 +13,9 @@ import (
 	"github.com/portcullis/portcullis/internal/filter"
 )
 
+// requestIDHeader is proxy.RequestIDHeader, canonical.
+const requestIDHeader = "X-Request-Id"
+
 // responseWriter records status and bytes for accounting, renews a write
 // deadline before every write (a client that stops reading — slow read — is
 // cut after WriteIdleTimeout of no progress, while a stream that keeps
@@ -57,6 +60,9 @@ type responseWriter struct {
 	// WriteHeader and Write use the deadline armed there and read no
 	// clock, and its content type is never a stream to flush.
 	shield bool
+	// id1xx is the X-Request-Id set before an informational response,
+	// restored on the final one if it was cleared.
+	id1xx []string
 	// writeTimedOut is set when a write hit the write deadline (slow read).
 	writeTimedOut bool
 }
@@ -108,8 +114,19 @@ func (rw *responseWriter) WriteHeader(code int) {
 		return
 	}
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		rw.w.WriteHeader(code) // informational: pass on, not final
+		// Informational (103 Early Hints): pass on, not final. The
+		// reverse proxy clears the headers after it, the request id the
+		// handler set among them: keep it for the final response.
+		if id, ok := rw.w.Header()[requestIDHeader]; ok {
+			rw.id1xx = id
+		}
+		rw.w.WriteHeader(code)
 		return
+	}
+	if rw.id1xx != nil {
+		if h := rw.w.Header(); h[requestIDHeader] == nil {
+			h[requestIDHeader] = rw.id1xx
+		}
 	}
 	rw.wroteHeader = true
 	rw.status = code
