@@ -131,12 +131,7 @@ func TestReviewH1ResponseFraming(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o := newScriptedOrigin(t, func(req int, method string) scriptedReply {
-				if req == 0 {
-					return scriptedReply{text: tc.first, close: tc.close}
-				}
-				return scriptedReply{text: goodReply}
-			})
+			o := firstThenGood(t, tc.first, tc.close)
 			tr := newTestH1(time.Second)
 			defer tr.Close()
 			resp, body, err := h1Get(t, tr, context.Background(), tc.method, o.url(), tc.method == "GET")
@@ -205,12 +200,7 @@ func TestReviewH1BytesBeyondResponse(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o := newScriptedOrigin(t, func(req int, _ string) scriptedReply {
-				if req == 0 {
-					return scriptedReply{text: tc.first, close: tc.close}
-				}
-				return scriptedReply{text: goodReply}
-			})
+			o := firstThenGood(t, tc.first, tc.close)
 			tr := newTestH1(time.Second)
 			defer tr.Close()
 			h1Get(t, tr, context.Background(), tc.method, o.url(), tc.method == "GET")
@@ -275,4 +265,16 @@ func TestReviewH1CancelBeforeHeadDone(t *testing.T) {
 		resp.Body.Close()
 		t.Fatal("body read still blocked 3 s after the client's context ended")
 	}
+}
+
+// firstThenGood is a scripted origin that answers its first request with
+// first (closing the connection after it when close is set) and every
+// later one with goodReply.
+func firstThenGood(t *testing.T, first string, close bool) *scriptedOrigin {
+	return newScriptedOrigin(t, func(req int, _ string) scriptedReply {
+		if req == 0 {
+			return scriptedReply{text: first, close: close}
+		}
+		return scriptedReply{text: goodReply}
+	})
 }
