@@ -256,7 +256,7 @@ func TestRequestBuffering(t *testing.T) {
 		})
 	}
 
-	t.Run("buffer full: 503 with Retry-After, then served", func(t *testing.T) {
+	t.Run("memory full: a form spills to the disk spool and is served", func(t *testing.T) {
 		// Two bodies of 64 KiB, each stalled 1 KiB short, reserve the whole
 		// 128 KiB: they wait at the edge, not at the origin. They come from
 		// two addresses: one address may hold only its share (64 KiB here,
@@ -281,16 +281,25 @@ func TestRequestBuffering(t *testing.T) {
 		if n := bo.count("/hold"); n != 0 {
 			t.Fatalf("origin saw %d held bodies before they were complete", n)
 		}
+		// With memory full, a form goes to the disk spool at once rather
+		// than waiting for 503 (the spool, 16× larger, is empty): held
+		// bodies from a few networks cannot refuse everyone's forms.
+		// Both stores full still answer 503 (internal/edge
+		// TestBufferMemoryFullSpills).
+		disk := s.counter(t, "portcullis_edge_request_buffer_bytes_total", map[string]string{"store": "disk"})
 		data, sum := payload(200, 10<<10)
 		r := hDo(h1, http.MethodPost, s.URL+"/form", nil, bytes.NewReader(data))
-		if r.Status != http.StatusServiceUnavailable || r.RetryAfter == "" {
-			t.Fatalf("with the buffer full: status %d Retry-After %q (%v), want 503 with Retry-After", r.Status, r.RetryAfter, r.Err)
+		if r.Status != http.StatusOK || r.Body != sum {
+			t.Fatalf("with the memory budget full: status %d (%v), want 200 byte-exact from the spool", r.Status, r.Err)
 		}
-		if _, ok := bo.bySum(sum); ok {
-			t.Fatal("the refused body reached the origin")
+		if seen, ok := bo.bySum(sum); !ok || seen.Len != int64(len(data)) {
+			t.Fatalf("origin got the spilled form: %v (%d bytes), want %d bytes", ok, seen.Len, len(data))
 		}
-		if got := s.counter(t, "portcullis_edge_request_buffer_refused_total", map[string]string{"store": "memory"}); got != 1 {
-			t.Errorf("refused counter %v, want 1", got)
+		if got := s.counter(t, "portcullis_edge_request_buffer_bytes_total", map[string]string{"store": "disk"}); got < disk+float64(len(data)) {
+			t.Errorf("disk bytes %v after the spill, want ≥ %v", got, disk+float64(len(data)))
+		}
+		if got := s.counter(t, "portcullis_edge_request_buffer_refused_total", map[string]string{"store": "memory"}); got != 0 {
+			t.Errorf("refused counter %v, want 0", got)
 		}
 		// The holders finish: served, and the buffer empties.
 		for _, h := range holders {
@@ -427,7 +436,8 @@ func TestF15_SlowPostHeldAtTheEdge(t *testing.T) {
 // share it holds its share and no more (its further bodies get 429 with
 // Retry-After) while another client's POSTs of every framing keep
 // arriving byte-exact; the control row, whose share is the whole buffer,
-// shows the same attacker filling it and the other client refused 503.
+// shows the same attacker filling the memory, and the other client's
+// bodies then spilled to the disk spool and still served.
 func TestRequestBufferPerClientShare(t *testing.T) {
 	const (
 		bodyCap = 64 << 10
@@ -439,14 +449,15 @@ func TestRequestBufferPerClientShare(t *testing.T) {
 		perClient int64
 		attempts  int // stalled bodies the attacker opens, one after another
 
-		wantHeld    int // of them held in the buffer
-		wantOther   int // the other client's status while they are held
-		wantRefused int // attacker bodies answered 429
+		wantHeld    int  // of them held in the buffer
+		wantOther   int  // the other client's status while they are held
+		wantRefused int  // attacker bodies answered 429
+		wantSpill   bool // the other client's bodies went to the disk spool
 	}{
 		{name: "share of 128 KiB: the attacker holds two bodies, others are served", perClient: 128 << 10, attempts: 4,
 			wantHeld: 2, wantOther: http.StatusOK, wantRefused: 2},
-		{name: "control: share = whole buffer: the attacker fills it, others get 503", perClient: total, attempts: 4,
-			wantHeld: 4, wantOther: http.StatusServiceUnavailable},
+		{name: "control: share = whole buffer: the attacker fills memory, others spill to disk", perClient: total, attempts: 4,
+			wantHeld: 4, wantOther: http.StatusOK, wantSpill: true},
 	}
 	for ti, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -509,6 +520,7 @@ func TestRequestBufferPerClientShare(t *testing.T) {
 			}
 
 			// Another client, while the attacker's bodies are held.
+			disk := s.counter(t, "portcullis_edge_request_buffer_bytes_total", map[string]string{"store": "disk"})
 			h1 := clientFrom(t, "127.0.0.2")
 			h2 := h2cClientFrom(t, "127.0.0.3")
 			others := []struct {
@@ -530,6 +542,15 @@ func TestRequestBufferPerClientShare(t *testing.T) {
 				}
 				if !ok || seen.Len != int64(oc.size) || r.Body != sum || len(seen.TransferEncoding) != 0 {
 					t.Fatalf("other client's POST %d: origin got %d bytes (found %v, Transfer-Encoding %q), want %d byte-exact", i, seen.Len, ok, seen.TransferEncoding, oc.size)
+				}
+				if i == 0 {
+					// The first body, 10 KiB, is kept in memory when there
+					// is room: it shows on the disk counter only if it
+					// spilled.
+					spilled := s.counter(t, "portcullis_edge_request_buffer_bytes_total", map[string]string{"store": "disk"}) - disk
+					if got := spilled >= float64(oc.size); got != tc.wantSpill {
+						t.Errorf("disk bytes grew by %v for a %d-byte form; spilled %v, want %v", spilled, oc.size, got, tc.wantSpill)
+					}
 				}
 			}
 
