@@ -203,6 +203,7 @@ func (a *App) Run(ctx context.Context) error {
 		Trusted:                func(ip netip.Addr) bool { return a.handler.Runtime().Resolver.Trusted(ip) },
 		Events:                 a.detect.acc,
 		DefaultSite:            func() int { return a.handler.Runtime().Default.Index },
+		OnH2Error:              a.handler.NoteH2Error,
 		OnRefuse: func(_ netip.Addr, global bool) {
 			a.detect.acc.ConnRefused(a.handler.Runtime().Default.Index)
 			if global {

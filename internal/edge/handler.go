@@ -154,6 +154,41 @@ type Handler struct {
 
 	// penalties are clients refused after a rapid-reset flood.
 	penalties penaltyBox
+
+	// earlyResetAt is the monotonic time (ns, 0 = never) net/http's own
+	// HTTP/2 guard last ended a connection for too many early resets
+	// (NoteH2Error).
+	earlyResetAt atomic.Int64
+}
+
+// h2EarlyResetError is the HTTP/2 error type net/http reports (through
+// http.HTTP2Config.CountError) when a connection's queue of handlers not
+// yet started exceeds 4 × MaxConcurrentStreams: its own rapid-reset guard
+// (golang/go#63417), which ends the connection with ENHANCE_YOUR_CALM.
+const h2EarlyResetError = "too_many_early_resets"
+
+// earlyResetAttribution is how long after net/http's guard fired a
+// connection that is resetting streams is taken for the one it ended, and
+// earlyResetMinResets how many client-cancelled streams that connection
+// must have counted in its window.
+const (
+	earlyResetAttribution = 2 * time.Second
+	earlyResetMinResets   = 20
+)
+
+// NoteH2Error receives net/http's HTTP/2 error counts
+// (http.HTTP2Config.CountError). On a CPU-starved server, the handlers of
+// reset streams may start too slowly for the shield's reset budget to
+// count them before net/http's own early-reset guard ends the connection;
+// the connection is then mitigated but its client not penalised. The
+// guard's report names no connection, so for earlyResetAttribution after
+// it, a connection that has counted at least earlyResetMinResets resets in
+// its window is treated as over its budget (logged, penalised, closed),
+// as if the shield's own budget had ended it.
+func (h *Handler) NoteH2Error(errType string) {
+	if errType == h2EarlyResetError {
+		h.earlyResetAt.Store(max(h.Mono(), 1))
+	}
 }
 
 // NewHandler returns a handler serving rt. obs may be nil.
@@ -393,7 +428,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // GOAWAY(ENHANCE_YOUR_CALM) while the client keeps going; the connection is
 // closed soon after (case F16).
 func (h *Handler) noteReset(ci *connInfo, rt *Runtime, site *Site, res clientip.Result, now time.Time, mono int64) {
-	if rt.Limits.H2ResetBudget <= 0 || !ci.noteReset(now, rt.Limits.H2ResetBudget) {
+	if rt.Limits.H2ResetBudget <= 0 {
+		return
+	}
+	budget := rt.Limits.H2ResetBudget
+	if at := h.earlyResetAt.Load(); at != 0 && mono-at < int64(earlyResetAttribution) {
+		// net/http's guard just ended a connection: one that is
+		// resetting streams now is over budget at earlyResetMinResets.
+		budget = min(budget, earlyResetMinResets)
+	}
+	if !ci.noteReset(now, budget) {
 		return
 	}
 	h.log.Warn("closing HTTP/2 connection: reset budget exceeded", "client", res.Addr.String(),

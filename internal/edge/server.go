@@ -49,6 +49,9 @@ type ServerLimits struct {
 	// DefaultSite names the site they count on.
 	Events      ConnEvents
 	DefaultSite func() int
+	// OnH2Error, when set, receives net/http's HTTP/2 error types
+	// (http.HTTP2Config.CountError; Handler.NoteH2Error).
+	OnH2Error func(errType string)
 }
 
 // Server is one listening socket serving the shield handler.
@@ -93,7 +96,7 @@ func Listen(ctx context.Context, lc ListenerConfig, lim ServerLimits, h http.Han
 		ReadHeaderTimeout: lim.ReadHeaderTimeout,
 		IdleTimeout:       lim.IdleTimeout,
 		MaxHeaderBytes:    lim.MaxHeaderBytes,
-		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: lim.H2MaxConcurrentStreams, MaxReadFrameSize: 16 << 10},
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: lim.H2MaxConcurrentStreams, MaxReadFrameSize: 16 << 10, CountError: lim.OnH2Error},
 		ConnContext:       withConnInfo,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		Protocols:         &protos,
