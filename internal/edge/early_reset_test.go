@@ -23,12 +23,15 @@ func TestEarlyResetAttribution(t *testing.T) {
 		errType   string        // reported through NoteH2Error ("" = none)
 		after     time.Duration // between the report and the resets
 		resets    int
+		spread    time.Duration // the resets' span (0 = all at once)
 		penalised bool
 	}{
 		{name: "no guard report: under budget", resets: 100},
 		{name: "no guard report: over budget", resets: budget + 1, penalised: true},
-		{name: "guard fired: a resetting connection is taken for it", errType: h2EarlyResetError, resets: earlyResetMinResets + 1, penalised: true},
-		{name: "guard fired: a few resets are not enough", errType: h2EarlyResetError, resets: earlyResetMinResets},
+		{name: "guard fired: a rapid-reset burst is taken for it", errType: h2EarlyResetError, resets: earlyResetBurst + 1, penalised: true},
+		{name: "guard fired: a browser cancelling 25 images is not", errType: h2EarlyResetError, resets: 25},
+		{name: "guard fired: a burst at the threshold is not", errType: h2EarlyResetError, resets: earlyResetBurst},
+		{name: "guard fired: 150 resets over 5 s are not a burst", errType: h2EarlyResetError, resets: 150, spread: 5 * time.Second},
 		{name: "another HTTP/2 error", errType: "bad_frame", resets: 100},
 		{name: "guard fired long ago", errType: h2EarlyResetError, after: earlyResetAttribution + time.Second, resets: 100},
 	}
@@ -48,8 +51,12 @@ func TestEarlyResetAttribution(t *testing.T) {
 			}
 			mono := h.Mono() + int64(tc.after)
 			now := time.Now()
-			for range tc.resets {
-				h.noteReset(ci, rt, site, clientip.Result{Addr: client}, now, mono)
+			for i := range tc.resets {
+				step := time.Duration(0)
+				if tc.resets > 1 {
+					step = tc.spread * time.Duration(i) / time.Duration(tc.resets-1)
+				}
+				h.noteReset(ci, rt, site, clientip.Result{Addr: client}, now.Add(step), mono)
 			}
 			if got := penalised.IsValid(); got != tc.penalised {
 				t.Fatalf("penalised %v, want %v", got, tc.penalised)

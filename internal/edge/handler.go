@@ -168,12 +168,14 @@ type Handler struct {
 const h2EarlyResetError = "too_many_early_resets"
 
 // earlyResetAttribution is how long after net/http's guard fired a
-// connection that is resetting streams is taken for the one it ended, and
-// earlyResetMinResets how many client-cancelled streams that connection
-// must have counted in its window.
+// connection may be taken for the one it ended: one that counted more than
+// earlyResetBurst client-cancelled streams within earlyResetBurstWithin
+// of its first (a rate no browser reaches: cancelling the images of a page
+// left is a few dozen streams, and MAX_CONCURRENT_STREAMS is 100).
 const (
 	earlyResetAttribution = 2 * time.Second
-	earlyResetMinResets   = 20
+	earlyResetBurst       = 50
+	earlyResetBurstWithin = time.Second
 )
 
 // NoteH2Error receives net/http's HTTP/2 error counts
@@ -182,9 +184,10 @@ const (
 // count them before net/http's own early-reset guard ends the connection;
 // the connection is then mitigated but its client not penalised. The
 // guard's report names no connection, so for earlyResetAttribution after
-// it, a connection that has counted at least earlyResetMinResets resets in
-// its window is treated as over its budget (logged, penalised, closed),
-// as if the shield's own budget had ended it.
+// it, a connection whose resets came at a rapid-reset rate (more than
+// earlyResetBurst within earlyResetBurstWithin) is treated as over its
+// budget (logged, penalised, closed), as if the shield's own budget had
+// ended it; other connections keep their whole budget.
 func (h *Handler) NoteH2Error(errType string) {
 	if errType == h2EarlyResetError {
 		h.earlyResetAt.Store(max(h.Mono(), 1))
@@ -431,13 +434,13 @@ func (h *Handler) noteReset(ci *connInfo, rt *Runtime, site *Site, res clientip.
 	if rt.Limits.H2ResetBudget <= 0 {
 		return
 	}
-	budget := rt.Limits.H2ResetBudget
+	burst := 0
 	if at := h.earlyResetAt.Load(); at != 0 && mono-at < int64(earlyResetAttribution) {
-		// net/http's guard just ended a connection: one that is
-		// resetting streams now is over budget at earlyResetMinResets.
-		budget = min(budget, earlyResetMinResets)
+		// net/http's guard just ended a connection: one resetting
+		// streams at a rapid-reset rate is taken for it.
+		burst = earlyResetBurst
 	}
-	if !ci.noteReset(now, budget) {
+	if !ci.noteReset(now, rt.Limits.H2ResetBudget, burst, earlyResetBurstWithin) {
 		return
 	}
 	h.log.Warn("closing HTTP/2 connection: reset budget exceeded", "client", res.Addr.String(),

@@ -185,8 +185,10 @@ func connInfoFrom(ctx context.Context) *connInfo {
 
 // noteReset counts a client-cancelled stream and reports whether the
 // connection exceeded budget resets in a 10 s window (rapid reset,
-// CVE-2023-44487); the caller then closes it.
-func (ci *connInfo) noteReset(now time.Time, budget int) bool {
+// CVE-2023-44487); the caller then closes it. With burst > 0 it also
+// reports a connection that counted more than burst resets within
+// burstWithin of its window's first.
+func (ci *connInfo) noteReset(now time.Time, budget, burst int, burstWithin time.Duration) bool {
 	ci.mu.Lock()
 	defer ci.mu.Unlock()
 	if ci.closed {
@@ -196,7 +198,7 @@ func (ci *connInfo) noteReset(now time.Time, budget int) bool {
 		ci.resetWindow, ci.resets = now, 0
 	}
 	ci.resets++
-	if ci.resets > budget {
+	if ci.resets > budget || (burst > 0 && ci.resets > burst && now.Sub(ci.resetWindow) < burstWithin) {
 		ci.closed = true
 		return true
 	}

@@ -93,6 +93,9 @@ const reapInterval = 10 * time.Second
 var aLongTimeAgo = time.Unix(1, 0)
 
 func newH1Transport(fallback *http.Transport, dial func(ctx context.Context, network, addr string) (net.Conn, error), maxIdle int, respHeaderTimeout time.Duration) *h1Transport {
+	if maxIdle < 1 {
+		maxIdle = http.DefaultMaxIdleConnsPerHost
+	}
 	return &h1Transport{
 		fallback:          fallback,
 		dial:              dial,
@@ -181,8 +184,12 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.fallback.RoundTrip(req)
 	}
 	ctx := req.Context()
+	addr := req.URL.Host
+	if req.URL.Port() == "" {
+		addr = net.JoinHostPort(req.URL.Hostname(), "80") // as http.Transport dials
+	}
 	for attempt := 0; ; attempt++ {
-		pc, err := t.get(ctx, req.URL.Host, attempt > 0)
+		pc, err := t.get(ctx, addr, attempt > 0)
 		if err != nil {
 			return nil, err
 		}
@@ -194,7 +201,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			// The origin closed the idle connection as we reused it: its
 			// other idle connections are as old or older, so they go too,
 			// and the request is sent once more on a new connection.
-			t.flush(req.URL.Host)
+			t.flush(addr)
 			continue
 		}
 		return nil, err

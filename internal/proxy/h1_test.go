@@ -435,3 +435,32 @@ func TestH1ReaperClosesDeadIdle(t *testing.T) {
 		t.Errorf("%d origins with idle connections after the reap, want 0", n)
 	}
 }
+
+// TestH1DefaultPort: an origin URL without a port is dialled on :80, as
+// http.Transport does (an origin configured as http://10.0.0.5 works for
+// every method, not only those that take the fallback).
+func TestH1DefaultPort(t *testing.T) {
+	tests := []struct{ name, url, want string }{
+		{name: "http without port dials :80", url: "http://origin.invalid/", want: "origin.invalid:80"},
+		{name: "explicit port kept", url: "http://origin.invalid:8081/", want: "origin.invalid:8081"},
+		{name: "IPv6 without port", url: "http://[2001:db8::1]/", want: "[2001:db8::1]:80"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got string
+			dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+				got = addr
+				return nil, errors.New("no dial in test")
+			}
+			tr := newH1Transport(&http.Transport{IdleConnTimeout: time.Minute}, dial, 4, 0)
+			defer tr.Close()
+			req, _ := http.NewRequest("GET", tc.url, nil)
+			if _, err := tr.RoundTrip(req); err == nil {
+				t.Fatal("RoundTrip without a dial: no error")
+			}
+			if got != tc.want {
+				t.Fatalf("dialled %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
