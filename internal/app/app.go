@@ -203,7 +203,10 @@ func (a *App) Run(ctx context.Context) error {
 		Trusted:                func(ip netip.Addr) bool { return a.handler.Runtime().Resolver.Trusted(ip) },
 		Events:                 a.detect.acc,
 		DefaultSite:            func() int { return a.handler.Runtime().Default.Index },
-		OnH2Error:              a.handler.NoteH2Error,
+		OnH2Error: func(errType string) {
+			a.handler.NoteH2Error(errType)
+			a.metrics.h2Errors.WithLabelValues(errType).Inc()
+		},
 		OnRefuse: func(_ netip.Addr, global bool) {
 			a.detect.acc.ConnRefused(a.handler.Runtime().Default.Index)
 			if global {

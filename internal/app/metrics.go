@@ -18,6 +18,7 @@ type metrics struct {
 	duration      *prometheus.HistogramVec
 	refused       *prometheus.CounterVec
 	h2Closed      prometheus.Counter
+	h2Errors      *prometheus.CounterVec
 	reloads       *prometheus.CounterVec
 	reloadSuccess prometheus.Gauge
 
@@ -37,12 +38,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Connections closed at accept for exceeding a cap, by cap (global, per_client)."}, []string{"cap"}),
 		h2Closed: prometheus.NewCounter(prometheus.CounterOpts{Name: "portcullis_edge_h2_reset_budget_exceeded_total",
 			Help: "HTTP/2 connections closed for exceeding the stream reset budget (rapid reset)."}),
+		h2Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portcullis_edge_h2_errors_total",
+			Help: "HTTP/2 errors net/http's server counted, by its error type (a fixed set of words, e.g. too_many_early_resets: its own rapid-reset guard ended a connection)."}, []string{"type"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portcullis_config_reloads_total",
 			Help: "Configuration reloads, by result (success, failure)."}, []string{"result"}),
 		reloadSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "portcullis_config_last_reload_success_timestamp_seconds",
 			Help: "Unix time of the last successful configuration load."}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.refused, m.h2Closed, m.reloads, m.reloadSuccess)
+	reg.MustRegister(m.requests, m.duration, m.refused, m.h2Closed, m.h2Errors, m.reloads, m.reloadSuccess)
 	return m
 }
 
