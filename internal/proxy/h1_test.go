@@ -220,7 +220,7 @@ func TestH1Timeouts(t *testing.T) {
 		cancel  bool
 		check   func(err error) bool
 	}{
-		{name: "response header timeout", timeout: 50 * time.Millisecond, check: func(err error) bool { return errors.Is(err, context.DeadlineExceeded) && isTimeout(err) }},
+		{name: "response header timeout", timeout: 300 * time.Millisecond, check: func(err error) bool { return errors.Is(err, context.DeadlineExceeded) && isTimeout(err) }},
 		{name: "client leaves", cancel: true, check: func(err error) bool { return errors.Is(err, context.Canceled) }},
 	}
 	for _, tc := range tests {
