@@ -154,18 +154,6 @@ func (c *h1Conn) idleOK() bool {
 	return c.peekOK
 }
 
-func (c *h1Conn) peek(fd uintptr) bool {
-	var b [1]byte
-	for {
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		if err == syscall.EINTR {
-			continue
-		}
-		c.peekOK = err == syscall.EAGAIN
-		return true // never wait for readiness: this is a check
-	}
-}
-
 // eligible reports whether req takes the synchronous path.
 func eligible(req *http.Request) bool {
 	if req.URL.Scheme != "http" || (req.Method != http.MethodGet && req.Method != http.MethodHead) {
