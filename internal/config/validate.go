@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/portcullis/portcullis/internal/routepattern"
 )
 
 // ApplyDefaults fills every unset field with its documented default (the
@@ -457,25 +459,19 @@ func (v *validator) add(field, format string, args ...any) {
 	v.errs = append(v.errs, &FieldError{File: v.file, Line: line, Column: col, Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
-// maxSensitiveRoutes bounds a site's sensitive routes (each costs two
-// counters per second of the incident recorder's ring).
-const maxSensitiveRoutes = 16
-
-// validateSensitiveRoutes checks a site's sensitive_routes: absolute paths,
-// "*" only at the end, no duplicates, at most maxSensitiveRoutes.
+// validateSensitiveRoutes checks a site's sensitive_routes: at most
+// routepattern.Max patterns, each valid (routepattern.Validate, the rule
+// the incident recorder matches with), no duplicates.
 func validateSensitiveRoutes(v *validator, site string, routes []string) {
-	if len(routes) > maxSensitiveRoutes {
-		v.add(site+".sensitive_routes", "at most %d sensitive routes, got %d", maxSensitiveRoutes, len(routes))
+	if len(routes) > routepattern.Max {
+		v.add(site+".sensitive_routes", "at most %d sensitive routes, got %d", routepattern.Max, len(routes))
 	}
 	seen := map[string]bool{}
 	for j, r := range routes {
 		f := fmt.Sprintf("%s.sensitive_routes[%d]", site, j)
-		switch {
-		case !strings.HasPrefix(r, "/"):
-			v.add(f, "must start with / (a path such as /members/export), got %q", r)
-		case strings.Contains(strings.TrimSuffix(r, "*"), "*"):
-			v.add(f, "* is allowed only at the end (a prefix such as /api/donors*), got %q", r)
-		case seen[r]:
+		if err := routepattern.Validate(r); err != nil {
+			v.add(f, "%v", err)
+		} else if seen[r] {
 			v.add(f, "duplicate sensitive route %q", r)
 		}
 		seen[r] = true
