@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/atomicfile"
 	"github.com/portcullis/portcullis/internal/mitigate"
 )
 
@@ -84,28 +85,14 @@ func (a *App) saveOperatorDecisions() {
 	}
 }
 
+// writeFileAtomic writes v as indented JSON to path, atomically and
+// readable by its owner only (operator decisions name addresses).
 func writeFileAtomic(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".operator-*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, append(b, '\n'), 0o600)
 }
 
 // restoreOperatorDecisions re-applies the saved operator decisions that

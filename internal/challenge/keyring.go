@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/atomicfile"
 )
 
 // Keyring defaults.
@@ -314,27 +316,7 @@ func writeKeys(path string, keys []*key) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("challenge: key dir: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".keys-*")
-	if err != nil {
-		return fmt.Errorf("challenge: write keys: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("challenge: write keys: %w", err)
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("challenge: write keys: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("challenge: write keys: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("challenge: write keys: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.Write(path, b, 0o600); err != nil {
 		return fmt.Errorf("challenge: write keys: %w", err)
 	}
 	return nil
