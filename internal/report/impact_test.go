@@ -48,16 +48,7 @@ func TestImpactNotRecorded(t *testing.T) {
 			}
 			opts := Options{Reporter: testReporter, Now: testNow}
 			md := string(render(t, in, Markdown, opts))
-			for _, w := range tc.want {
-				if !strings.Contains(md, w) {
-					t.Errorf("Markdown lacks %q", w)
-				}
-			}
-			for _, w := range tc.wantNot {
-				if strings.Contains(md, w) {
-					t.Errorf("Markdown contains %q", w)
-				}
-			}
+			checkMarkdown(t, md, tc.want, tc.wantNot)
 			if x := string(render(t, in, IODEF, opts)); !strings.Contains(x, tc.wantXML) {
 				t.Errorf("IODEF lacks %q", tc.wantXML)
 			}

@@ -64,16 +64,7 @@ func TestServiceImpact(t *testing.T) {
 			}
 			opts := Options{Reporter: testReporter, Now: testNow}
 			md := string(render(t, in, Markdown, opts))
-			for _, w := range tc.want {
-				if !strings.Contains(md, w) {
-					t.Errorf("Markdown lacks %q", w)
-				}
-			}
-			for _, w := range tc.wantNot {
-				if strings.Contains(md, w) {
-					t.Errorf("Markdown contains %q", w)
-				}
-			}
+			checkMarkdown(t, md, tc.want, tc.wantNot)
 			x := string(render(t, in, IODEF, opts))
 			for _, w := range tc.wantXML {
 				if !strings.Contains(x, w) {
@@ -120,16 +111,7 @@ func TestIndicatorCoverage(t *testing.T) {
 			}
 			opts := Options{Reporter: testReporter, Now: testNow}
 			md := string(render(t, in, Markdown, opts))
-			for _, w := range tc.want {
-				if !strings.Contains(md, w) {
-					t.Errorf("Markdown lacks %q", w)
-				}
-			}
-			for _, w := range tc.wantNot {
-				if strings.Contains(md, w) {
-					t.Errorf("Markdown contains %q", w)
-				}
-			}
+			checkMarkdown(t, md, tc.want, tc.wantNot)
 			var doc struct {
 				Report meta `json:"report"`
 			}
@@ -292,16 +274,23 @@ func TestChallengesExplained(t *testing.T) {
 				tc.mutate(in)
 			}
 			md := string(render(t, in, Markdown, Options{Now: testNow}))
-			for _, w := range tc.want {
-				if !strings.Contains(md, w) {
-					t.Errorf("Markdown lacks %q", w)
-				}
-			}
-			for _, w := range tc.wantNot {
-				if strings.Contains(md, w) {
-					t.Errorf("Markdown contains %q", w)
-				}
-			}
+			checkMarkdown(t, md, tc.want, tc.wantNot)
 		})
+	}
+}
+
+// checkMarkdown fails t for each of want that md lacks and each of wantNot
+// that it contains.
+func checkMarkdown(t *testing.T, md string, want, wantNot []string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(md, w) {
+			t.Errorf("Markdown lacks %q", w)
+		}
+	}
+	for _, w := range wantNot {
+		if strings.Contains(md, w) {
+			t.Errorf("Markdown contains %q", w)
+		}
 	}
 }
